@@ -1,0 +1,1 @@
+"""Variant cards and presets, shipped as package data."""

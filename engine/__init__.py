@@ -1,0 +1,1 @@
+"""xdepth: fast monocular depth and depth-based clipping on CPUs. The runtime imports no torch."""
