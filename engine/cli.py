@@ -53,11 +53,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from xdepth.inputs import collect_inputs
     from xdepth.runner import ClipSettings, run
 
+    backend = _reference_backend(args)  # a bad variant or missing weights fail first
     items = collect_inputs(args.inputs)
     if not items:
         print("xdepth run: the inputs hold no image files", file=sys.stderr)
         return EXIT_USAGE
-    backend = _reference_backend(args)
     summary = run(backend, items, Path(args.output), ClipSettings(threshold=args.threshold))
     print(summary.describe())
     return EXIT_FAILED if summary.ok == 0 else EXIT_OK

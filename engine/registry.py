@@ -58,6 +58,9 @@ class Card:
     config: dict[str, Any]
     params_published: int | None = None
     params_source: str = ""
+    # Parameters counted in params_published that the checkpoint does not hold (e.g. the
+    # ImageNet classifier of the original timm backbone, dropped on conversion).
+    params_not_in_checkpoint: int = 0
     test_only: bool = False
     weights: str = ""  # weights shipped inside the package (relative to configs/), if any
     path: Path | None = field(default=None, compare=False)
@@ -95,6 +98,7 @@ def parse_card(data: dict[str, Any], path: Path | None = None) -> Card:
             config=dict(data["config"]),
             params_published=data.get("params_published"),
             params_source=data.get("params_source", ""),
+            params_not_in_checkpoint=data.get("params_not_in_checkpoint", 0),
             test_only=bool(data.get("test_only", False)),
             weights=data.get("weights", ""),
             path=path,
@@ -111,7 +115,46 @@ def parse_card(data: dict[str, Any], path: Path | None = None) -> Card:
         )
     if "model_type" not in card.config:
         raise CardError(f"{where}: config.model_type is missing")
+    _check_preprocess(card.preprocess, where)
+    _check_params(card, where)
     return card
+
+
+def _check_preprocess(pre: Preprocess, where: str) -> None:
+    """Reject values no image processor could use, naming the field."""
+    for key in ("height", "width", "ensure_multiple_of"):
+        value = getattr(pre, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise CardError(f"{where}: preprocess.{key} must be a positive integer, got {value!r}")
+    for key in ("keep_aspect_ratio", "do_rescale", "do_normalize"):
+        if not isinstance(getattr(pre, key), bool):
+            raise CardError(f"{where}: preprocess.{key} must be true or false")
+    factor = pre.rescale_factor
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 0:
+        raise CardError(f"{where}: preprocess.rescale_factor must be > 0, got {factor!r}")
+    for key in ("mean", "std"):
+        values = getattr(pre, key)
+        numbers = isinstance(values, tuple) and len(values) == 3
+        if not numbers or not all(_is_number(v) for v in values):
+            raise CardError(f"{where}: preprocess.{key} must be 3 numbers (RGB), got {values!r}")
+    if min(pre.std) <= 0:
+        raise CardError(f"{where}: preprocess.std must be > 0, got {pre.std!r}")
+    if not isinstance(pre.processor, str) or not pre.processor:
+        raise CardError(f"{where}: preprocess.processor must name a transformers image processor")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_params(card: Card, where: str) -> None:
+    published, extra = card.params_published, card.params_not_in_checkpoint
+    if published is not None and (isinstance(published, bool) or not isinstance(published, int)):
+        raise CardError(f"{where}: params_published must be an integer, got {published!r}")
+    if isinstance(extra, bool) or not isinstance(extra, int) or extra < 0:
+        raise CardError(f"{where}: params_not_in_checkpoint must be an integer >= 0, got {extra!r}")
+    if extra and published is None:
+        raise CardError(f"{where}: params_not_in_checkpoint needs params_published")
 
 
 def load_card_file(path: str | Path) -> Card:

@@ -16,7 +16,7 @@ from xdepth.errors import XDepthError
 from xdepth.imageio import load_rgb
 from xdepth.inputs import InputItem
 from xdepth.outputs import ClipResult, ClipSettings, clip, encode_outputs
-from xdepth.post.encode import write_atomic
+from xdepth.post.encoders import write_atomic
 
 __all__ = ["Backend", "ClipSettings", "RunSummary", "output_dir", "run"]
 
@@ -72,7 +72,8 @@ def _log_error(log: Path, item: InputItem, stage: str, reason: str) -> dict[str,
     entry = {"path": str(item.path), "stage": stage, "reason": reason}
     with log.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(entry) + "\n")
-    print(f"xdepth: {item.path}: {stage} failed: {reason}", file=sys.stderr)
+    where = "" if str(item.path) in reason else f"{item.path}: "
+    print(f"xdepth: {stage} failed: {where}{reason}", file=sys.stderr)
     return entry
 
 
@@ -90,6 +91,7 @@ def run(
     settings = settings or ClipSettings()
     out.mkdir(parents=True, exist_ok=True)
     log = out / "errors.jsonl"
+    log.unlink(missing_ok=True)  # this run's failures only
     summary = RunSummary()
     start = time.perf_counter()
     for item in items:

@@ -5,6 +5,7 @@ Only the local disk is read (huggingface_hub's cache lookup never reaches the ne
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from xdepth.errors import XDepthError
@@ -16,6 +17,8 @@ WEIGHT_FILES = (
     "pytorch_model.bin",
     "pytorch_model.bin.index.json",
 )
+
+_REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
 
 class WeightsNotFound(XDepthError, FileNotFoundError):
@@ -44,7 +47,7 @@ def weight_candidates(card: Card, weights: str | Path | None = None) -> list[tup
     places: list[tuple[str, Path]] = []
     if card.weights:
         places.append(("shipped with xdepth", (configs_dir() / card.weights).parent))
-    if not card.test_only and card.source:
+    if _REPO_ID.fullmatch(card.source):
         from huggingface_hub.constants import HF_HUB_CACHE
 
         cached = hf_cache_snapshot(card.source)

@@ -50,6 +50,8 @@ class ReferenceBackend:
         self.card = loaded.card
         self.model = loaded.model.float().eval()
         self.processor = image_processor(loaded.card)
+        weights = "random-init" if loaded.random_init else loaded.origin
+        self.label = f"{loaded.card.name} ({weights})"
         if threads:
             torch.set_num_threads(threads)
 

@@ -1,0 +1,124 @@
+"""`xdepth run`, `xdepth demo` and `xdepth variants` end to end, on tiny models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from xdepth.cli import main
+from xdepth.export.load import load_model
+from xdepth.export.reference import ReferenceBackend, image_processor
+from xdepth.outputs import SEED, ClipSettings, clip
+from xdepth.post import composite_color
+from xdepth.registry import real_cards
+from xdepth.scenes import make_scene
+
+TINY = ["--variant", "tiny-dpt-beit", "--random-init"]
+KINDS = ("depth16.png", "depth-color.png", "mask.png", "cutout.png")
+
+
+def _scene_jpeg(path: Path, seed: int, size: int = 96) -> None:
+    Image.fromarray(make_scene(seed, size, size + 32).rgb).save(path, quality=90)
+
+
+@pytest.fixture
+def mixed_folder(tmp_path: Path) -> Path:
+    """Good JPEGs (one in a subfolder) among a zero-byte, a non-image and a truncated file."""
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    _scene_jpeg(folder / "a.jpg", 1)
+    _scene_jpeg(folder / "sub" / "b.jpg", 2)
+    (folder / "zero.jpg").write_bytes(b"")
+    (folder / "notes.png").write_text("this is not a picture")
+    whole = (folder / "a.jpg").read_bytes()
+    (folder / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    return folder
+
+
+def test_run_isolates_bad_files(mixed_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["run", str(mixed_folder), "-o", str(out), *TINY]) == 0
+    for rel in ("a", "sub/b"):
+        for kind in KINDS:
+            with Image.open(out / f"{rel}.{kind}") as image:
+                image.load()
+                assert image.size == (128, 96)
+        with Image.open(out / f"{rel}.depth16.png") as depth16:
+            assert depth16.mode.startswith("I;16") or depth16.mode == "I"
+        with Image.open(out / f"{rel}.cutout.png") as cutout:
+            assert cutout.mode == "RGBA"
+    errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    assert sorted(Path(e["path"]).name for e in errors) == ["cut.jpg", "notes.png", "zero.jpg"]
+    assert all(e["stage"] == "read" and e["reason"] for e in errors)
+    assert not list(out.rglob("*tmp*"))
+
+
+def test_run_fails_only_when_nothing_succeeds(tmp_path: Path) -> None:
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "zero.jpg").write_bytes(b"")
+    assert main(["run", str(folder), "-o", str(tmp_path / "out"), *TINY]) == 1
+    assert main(["run", str(tmp_path / "missing"), "-o", str(tmp_path / "o2"), *TINY]) == 2
+
+
+def test_unknown_variant_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["run", str(tmp_path), "-o", str(tmp_path / "o"), "--variant", "nope"]) == 2
+    assert "unknown variant 'nope'" in capsys.readouterr().err
+
+
+def test_variants_lists_every_real_card(capsys: pytest.CaptureFixture) -> None:
+    assert main(["variants"]) == 0
+    listed = {line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert listed == {card.name for card in real_cards()}
+    assert "dpt-beit-large-512" in listed and "depth-pro" in listed
+
+
+def test_reference_recipe_is_the_seed_bit_for_bit() -> None:
+    """The seed notebook's lines and xdepth's reference path give identical bytes."""
+    loaded = load_model("tiny-dpt-beit", random_init=True)
+    image = Image.fromarray(make_scene(3, 80, 120).rgb)
+    # --- the seed notebook, verbatim in substance ---
+    inputs = image_processor(loaded.card)(images=image, return_tensors="pt")
+    with torch.no_grad():
+        predicted_depth = loaded.model(**inputs).predicted_depth
+    prediction = torch.nn.functional.interpolate(
+        predicted_depth.unsqueeze(1), size=image.size[::-1], mode="bicubic", align_corners=False
+    )
+    output = prediction.squeeze().cpu().numpy()
+    formatted = (output * 255 / np.max(output)).astype("uint8")
+    depth = np.array(Image.fromarray(formatted))
+    mask = Image.fromarray(np.where(depth > 45, 255, 0).astype(np.uint8))
+    seed = Image.composite(image, Image.new("RGB", image.size, "black"), mask)
+    # --- xdepth ---
+    ours_depth = ReferenceBackend(loaded).predict(np.asarray(image))
+    result = clip(np.asarray(image), ours_depth, SEED)
+    np.testing.assert_array_equal(ours_depth, output)
+    np.testing.assert_array_equal(result.depth_u8, formatted)
+    np.testing.assert_array_equal(result.mask, np.asarray(mask) == 255)
+    np.testing.assert_array_equal(composite_color(result.image, result.mask), np.asarray(seed))
+    # The default saturates the undershoot instead of wrapping it to "near".
+    undershoot = output < 0
+    assert undershoot.any()
+    clipped = clip(np.asarray(image), ours_depth, ClipSettings())
+    assert not clipped.mask[undershoot].any()
+    assert result.mask[output * 255 / output.max() <= -1].all()
+
+
+def test_demo_writes_outputs_and_summary(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--count", "2", *TINY]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("images", "mask_iou_mean", "delta1_mean", "abs_rel_mean", "seconds"):
+        assert key in summary
+    assert summary["images"] == 2 and summary["images_per_s"] > 0
+    assert summary["model"] == "tiny-dpt-beit (random-init)"
+    assert summary["backend"] == "reference"
+    with Image.open(out / "contact_sheet.png") as sheet:
+        assert sheet.size == (3 * 256, 2 * 256)
+    for kind in KINDS:
+        assert (out / f"scene-001.{kind}").stat().st_size > 0
