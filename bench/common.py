@@ -1,0 +1,128 @@
+"""Shared benchmark plumbing: machine identity, library versions, timing, result files.
+
+Results go to ``bench/results/<machine>/<date>-<name>.json`` (override the root with
+``XDEPTH_BENCH_RESULTS``), where ``<machine>`` is a slug of the CPU model and core count,
+so figures from different hosts never overwrite each other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from xdepth.post.encoders import write_atomic
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+LIBRARIES = (
+    "numpy",
+    "opencv-python-headless",
+    "pillow",
+    "torch",
+    "transformers",
+    "openvino",
+    "nncf",
+    "xdepth",
+)
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (Linux /proc/cpuinfo, else what platform reports)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown-cpu"
+
+
+def core_count() -> int:
+    """Cores this process may use (affinity-aware where the OS supports it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def machine_slug() -> str:
+    """Folder-safe machine name, e.g. ``amd-epyc-2c``."""
+    model = re.sub(r"\((r|tm)\)|cpu|processor|@.*$", " ", cpu_model().lower())
+    slug = re.sub(r"[^a-z0-9]+", "-", model).strip("-") or "unknown-cpu"
+    return f"{slug}-{core_count()}c"
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions, read from package metadata (nothing is imported)."""
+    versions: dict[str, str | None] = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def command_line() -> str:
+    """The command that started this process, as it can be typed again."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    head = [sys.executable, "-m", spec.name] if spec is not None else [sys.executable, sys.argv[0]]
+    return shlex.join([*head, *sys.argv[1:]])
+
+
+def environment() -> dict[str, Any]:
+    """Where and how a benchmark ran: enough to compare or repeat the figures."""
+    return {
+        "machine": machine_slug(),
+        "cpu_model": cpu_model(),
+        "cores": core_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "libraries": library_versions(),
+        "command": command_line(),
+        "started_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def results_dir() -> Path:
+    return Path(os.environ.get("XDEPTH_BENCH_RESULTS", RESULTS_DIR))
+
+
+def write_result(name: str, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` (plus ``environment()`` unless present) as JSON; return its path."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+        raise ValueError(f"result name must be lower-case letters, digits, - or _, got {name!r}")
+    record = {"name": name, **payload}
+    record.setdefault("environment", environment())
+    folder = results_dir() / record["environment"]["machine"]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{dt.date.today().isoformat()}-{name}.json"
+    write_atomic(path, (json.dumps(record, indent=2, sort_keys=False) + "\n").encode())
+    return path
+
+
+def time_runs(fn: Callable[[], object], runs: int = 5, warmup: int = 1) -> list[float]:
+    """Wall-clock seconds of ``runs`` calls after ``warmup`` untimed ones."""
+    if runs < 1:
+        raise ValueError(f"runs must be >= 1, got {runs}")
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def median_ms(times_s: list[float]) -> float:
+    return round(statistics.median(times_s) * 1e3, 2)
