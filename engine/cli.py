@@ -7,10 +7,25 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from xdepth.cli_options import (
+    RUN_EPILOG,
+    add_engine_args,
+    add_model_args,
+    add_post_args,
+    open_model,
+    settings_from_args,
+)
 from xdepth.errors import XDepthError
-from xdepth.registry import DEFAULT_VARIANT, all_cards
+from xdepth.registry import all_cards
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130
+EXIT_CODES = """\
+exit codes:
+  0    every image succeeded (or was already done)
+  1    some images failed (each is listed in OUT/errors.jsonl); the others are done
+  2    usage error: a bad option, input, model or output folder; nothing was processed
+  130  interrupted (Ctrl-C); running the same command again finishes the job"""
 
 
 def _cmd_variants(args: argparse.Namespace) -> int:
@@ -40,82 +55,103 @@ def _cmd_variants(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _reference_backend(args: argparse.Namespace):
-    """The transformers fp32 reference backend (imports torch only when asked for)."""
-    from xdepth.export.load import load_model
-    from xdepth.export.reference import ReferenceBackend
-
-    loaded = load_model(args.variant, weights=args.weights, random_init=args.random_init)
-    return ReferenceBackend(loaded, threads=args.threads)
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
-    from xdepth.inputs import collect_inputs
-    from xdepth.runner import ClipSettings, run
+    from xdepth.inputs import open_inputs
+    from xdepth.runner import run
 
-    backend = _reference_backend(args)  # a bad variant or missing weights fail first
-    items = collect_inputs(args.inputs)
-    if not items:
+    settings = settings_from_args(args)  # cheap checks first: options, then inputs, then model
+    source = open_inputs(args.inputs, args.relative_to).excluding(args.output)
+    if source.total == 0:
         print("xdepth run: the inputs hold no image files", file=sys.stderr)
         return EXIT_USAGE
-    summary = run(backend, items, Path(args.output), ClipSettings(threshold=args.threshold))
+    backend = open_model(args)
+    summary = run(
+        backend,
+        source,
+        Path(args.output),
+        settings,
+        overwrite=args.overwrite,
+        quiet=args.quiet,
+        readers=args.readers,
+        post_workers=args.post_workers,
+        max_in_flight=args.max_in_flight,
+        max_pixels=args.max_pixels,
+    )
     print(summary.describe())
-    return EXIT_FAILED if summary.ok == 0 else EXIT_OK
+    return summary.exit_code
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from xdepth.demo import run_demo
+    from xdepth.demo import demo_engine, run_demo
 
-    backend = _reference_backend(args)
-    summary = run_demo(backend, Path(args.output), count=args.count)
+    engine = demo_engine(args, progress=None if args.quiet else _say)
+    summary = run_demo(engine, Path(args.output), count=args.count)
     for key in ("images", "mask_iou_mean", "delta1_mean", "abs_rel_mean", "seconds"):
         print(f"{key:>14}: {summary[key]}")
     print(f"{'images_per_s':>14}: {summary['images_per_s']}")
+    print(f"{'model':>14}: {summary['model']}")
     print(f"wrote {args.output}/summary.json and {args.output}/contact_sheet.png")
     return EXIT_OK
 
 
-def _add_model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--variant", default=DEFAULT_VARIANT, help="variant name, card file or HF-format folder"
-    )
-    parser.add_argument("--weights", help="folder with the variant's weights (HF format)")
-    parser.add_argument(
-        "--random-init",
-        action="store_true",
-        help="random weights (for speed tests only; flagged in every output)",
-    )
-    parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+def _say(message: str) -> None:
+    print(f"xdepth: {message}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xdepth",
         description="Depth maps and depth-clipped images, fast, on CPUs.",
-        epilog="Exit codes: 0 success, 1 failure (run: no image succeeded), 2 usage error.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
+    # Subcommands, in the order `xdepth --help` lists them.
     variants = sub.add_parser("variants", help="list the model variants and local weights")
     variants.add_argument("--all", action="store_true", help="include tiny test variants")
     variants.set_defaults(func=_cmd_variants)
 
-    run = sub.add_parser("run", help="depth and clipped images for files, folders or globs")
-    run.add_argument("inputs", nargs="+", help="image files, folders (recursive) or globs")
-    run.add_argument("-o", "--output", required=True, help="output folder")
-    run.add_argument(
-        "--threshold",
-        type=float,
-        default=45.0,
-        help="keep pixels whose max-scaled depth (0-255) is above this (default 45)",
+    # The torch side registers its own subcommand; its module is torch-free until it runs.
+    from xdepth.export.cli import add_export_parser
+
+    add_export_parser(sub)
+
+    run = sub.add_parser(
+        "run",
+        help="depth and clipped images for files, folders, globs and lists",
+        description="Depth maps, masks, cutouts and more for many images: pipelined "
+        "(decoding, inference and encoding overlap), resumable, one bad file never stops it.",
+        epilog=RUN_EPILOG + "\n\n" + EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_model_args(run)
+    run.add_argument(
+        "inputs",
+        nargs="+",
+        help="image files, folders (recursive), globs, @LIST / LIST.txt / LIST.lst files of "
+        "paths, or - for paths on standard input",
+    )
+    run.add_argument("-o", "--output", required=True, help="output folder (OUT)")
+    add_model_args(run)
+    add_post_args(run)
+    add_engine_args(run)
     run.set_defaults(func=_cmd_run)
 
-    demo = sub.add_parser("demo", help="run the embedded model on synthetic scenes")
+    demo = sub.add_parser(
+        "demo",
+        help="run the embedded model on synthetic scenes",
+        description="Scores the embedded model on held-out synthetic scenes with ground truth. "
+        "By default it exports xdepth-tiny to an OpenVINO int8 artifact on first use (cached "
+        "under ~/.cache/xdepth/artifacts, or $XDEPTH_ARTIFACTS) and runs it on the engine; "
+        "--artifact runs another artifact, --variant/--weights/--random-init the "
+        "transformers reference.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     demo.add_argument("-o", "--output", required=True, help="output folder")
     demo.add_argument("--count", type=int, default=24, help="number of held-out scenes")
-    _add_model_args(demo)
+    add_model_args(demo, default_variant=None)
+    demo.add_argument("--quiet", action="store_true", help="no messages about the export")
     demo.set_defaults(func=_cmd_demo)
     return parser
 
@@ -128,6 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except XDepthError as exc:
         print(f"xdepth {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"xdepth {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

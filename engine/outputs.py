@@ -1,80 +1,230 @@
-"""From a depth map to the clip and its files: the seed recipe's steps, on arrays.
+"""One image's depth and everything derived from it: mask, composites, maps, file bytes.
 
-`clip` is the seed notebook's post-process (max-scaled uint8 depth, threshold, mask), and
-`encode_outputs` turns a clip into the bytes of each output file.
+`DepthResult` holds the image and its inverse depth at the image's size; the mask, alpha,
+cutout, composite, normals and the encoded files are computed on first use, so a caller
+who wants only the depth pays only for the depth. Every step is deterministic: the same
+image and depth give the same bytes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
+from pathlib import Path
 
+import cv2
 import numpy as np
 
-from xdepth.post import colorize, cutout_rgba, encode_png, to_uint8_max, to_uint16
-from xdepth.post.composite import composite_color
+from xdepth.post import (
+    Intrinsics,
+    blur_background,
+    colorize,
+    composite_color,
+    cutout_rgba,
+    depth_to_ply,
+    encode_npy,
+    encode_pfm,
+    encode_png,
+    facebook_3d_pair,
+    feather,
+    grayscale_background,
+    intrinsics,
+    inverse_to_depth,
+    normals_to_rgb,
+    parse_policy,
+    refine_mask,
+    replace_background,
+    surface_normals,
+    threshold_mask,
+    to_uint8_max,
+    to_uint16,
+)
+from xdepth.settings import OUTPUT_FILES, PostSettings, SettingsError, background_kind
 
-SEED_THRESHOLD_U8 = 45
+RELATIVE = "relative_inverse_depth"
+METRIC = "metric_depth_m"
+_PREVIEW_MAX_WIDTH_PX = 1536
+_CHECKER_PX = 8
 
 
-@dataclass(frozen=True)
-class ClipSettings:
-    """What to keep and how to write it."""
+class DepthResult:
+    """An image, its inverse depth (relative, or 1/m for metric models) and derived outputs."""
 
-    threshold: float = SEED_THRESHOLD_U8  # keep pixels whose max-scaled depth (0-255) is above
-    colormap: str = "inferno"
-    png_level: int = 1  # fast PNG compression; level 6 (Pillow's default) costs about 4x more
-    # Bicubic upsampling undershoots below 0 next to sharp near edges. The seed's uint8 cast
-    # wraps those pixels to 255, so they are kept as "near"; "clip" saturates them to 0.
-    overflow: Literal["clip", "wrap"] = "clip"
+    def __init__(
+        self,
+        image: np.ndarray,
+        inv_depth: np.ndarray,
+        settings: PostSettings | None = None,
+        *,
+        semantics: str = RELATIVE,
+        f_35mm: float | None = None,
+        background_image: np.ndarray | None = None,
+        path: Path | None = None,
+        rel: Path | None = None,
+    ) -> None:
+        if inv_depth.shape != image.shape[:2]:
+            raise ValueError(f"depth {inv_depth.shape} does not match image {image.shape[:2]}")
+        if semantics not in (RELATIVE, METRIC):
+            raise ValueError(f"semantics must be {RELATIVE!r} or {METRIC!r}, got {semantics!r}")
+        self.image = image  # uint8 H x W x 3 RGB, upright
+        self.depth = inv_depth  # float32 H x W
+        self.settings = settings or PostSettings()
+        self.semantics = semantics
+        self.f_35mm = f_35mm
+        self.path, self.rel = path, rel
+        self._background_image = background_image
 
+    @property
+    def metric(self) -> bool:
+        return self.semantics == METRIC
 
-SEED = ClipSettings(overflow="wrap")  # the seed notebook, bit for bit
+    @cached_property
+    def depth_m(self) -> np.ndarray:
+        """Metric depth in metres (NaN where there is none); metric models only."""
+        if not self.metric:
+            raise ValueError("this model predicts relative inverse depth: there is no metric depth")
+        return inverse_to_depth(self.depth)
 
+    @cached_property
+    def depth_u8(self) -> np.ndarray:
+        """The seed's max-scaled 8-bit depth, with the settings' overflow rule."""
+        return to_uint8_max(self.depth, overflow=self.settings.overflow)
 
-@dataclass(frozen=True)
-class ClipResult:
-    """One image's depth and clip, all at the image's own size."""
+    @cached_property
+    def mask(self) -> np.ndarray:
+        """bool H x W: the near pixels under the threshold policy, refined as configured."""
+        s = self.settings
+        policy = parse_policy(s.threshold)
+        if policy.kind == "abs" and s.overflow == "wrap":
+            mask = self.depth_u8 > np.float32(policy.value)
+        elif policy.metric:
+            mask = threshold_mask(self.depth_m, policy)
+        else:
+            mask = threshold_mask(self.depth, policy)
+        return refine_mask(
+            mask,
+            min_island_px=s.min_island_px,
+            fill=s.fill_holes,
+            max_hole_px=s.max_hole_px,
+            largest_only=s.largest,
+        )
 
-    image: np.ndarray  # uint8 HxWx3 RGB
-    depth: np.ndarray  # float32 HxW, the model's output (relative inverse depth)
-    depth_u8: np.ndarray  # uint8 HxW, the seed's max-scaled depth
-    mask: np.ndarray  # bool HxW, the kept (near) pixels
+    @cached_property
+    def alpha(self) -> np.ndarray:
+        """uint8 H x W coverage: the mask, feathered inward by `feather_px`."""
+        return feather(self.mask, self.settings.feather_px)
 
     @cached_property
     def cutout(self) -> np.ndarray:
-        """uint8 HxWx4 RGBA: the image where the mask holds, transparent elsewhere."""
-        return cutout_rgba(self.image, self.mask)
+        """uint8 H x W x 4 RGBA: the image where the mask holds, transparent elsewhere.
 
+        Straight alpha; the colour under fully transparent pixels is zeroed, as
+        ``Image.composite(image, transparent, mask)`` does: viewers show the same picture,
+        and the PNG is several times smaller and faster to encode.
+        """
+        visible = composite_color(self.image, self.alpha > 0)
+        return cutout_rgba(visible, self.alpha)
 
-def clip(image_u8: np.ndarray, depth: np.ndarray, settings: ClipSettings) -> ClipResult:
-    """The seed's steps: scale by the max to 0-255, keep what lies above the threshold."""
-    if depth.shape != image_u8.shape[:2]:
-        raise ValueError(f"depth {depth.shape} does not match image {image_u8.shape[:2]}")
-    depth_u8 = to_uint8_max(depth, overflow=settings.overflow)
-    return ClipResult(image_u8, depth, depth_u8, depth_u8 > settings.threshold)
+    @cached_property
+    def composite(self) -> np.ndarray:
+        """uint8 H x W x 3: the foreground over the settings' background."""
+        coverage = self.mask if self.settings.feather_px == 0 else self.alpha
+        kind, value = background_kind(self.settings.background)
+        if kind == "color":
+            return composite_color(self.image, coverage, value)  # type: ignore[arg-type]
+        if kind == "blur":
+            return blur_background(self.image, coverage, self.settings.blur_sigma_px)
+        if kind == "gray":
+            return grayscale_background(self.image, coverage)
+        if self._background_image is None:
+            raise SettingsError(f"background image {value} was not loaded")
+        return replace_background(self.image, coverage, self._background_image)
 
+    @cached_property
+    def camera(self) -> Intrinsics:
+        """Pinhole intrinsics: EXIF 35 mm focal length when known, else the default FOV."""
+        height, width = self.depth.shape
+        return intrinsics(width, height, f_35mm=self.f_35mm)
 
-def encode_outputs(result: ClipResult, settings: ClipSettings) -> dict[str, bytes]:
-    """`{"<kind>.<ext>": bytes}` for the 16-bit depth, colour depth, mask and RGBA cutout."""
-    level = settings.png_level
-    return {
-        "depth16.png": encode_png(to_uint16(result.depth), level=level),
-        "depth-color.png": encode_png(colorize(result.depth, settings.colormap), level=level),
-        "mask.png": encode_png(result.mask.astype(np.uint8) * np.uint8(255), level=level),
-        "cutout.png": encode_png(result.cutout, level=level),
-    }
+    @cached_property
+    def z(self) -> np.ndarray:
+        """Depth along the optical axis: metres for metric models, relative (1 / inv) else."""
+        return self.depth_m if self.metric else inverse_to_depth(self.depth)
 
+    @cached_property
+    def normals(self) -> np.ndarray:
+        """float32 H x W x 3 unit normals (viewer frame) of the back-projected surface.
 
-def contact_sheet(results: list[ClipResult], settings: ClipSettings) -> np.ndarray:
-    """One row per image: input | colour depth | cutout on grey (images of one size)."""
-    rows = []
-    for result in results:
-        on_grey = composite_color(result.image, result.mask, (128, 128, 128))
-        rows.append(
-            np.concatenate(
-                [result.image, colorize(result.depth, settings.colormap), on_grey], axis=1
+        Normals do not change when depth is scaled, so relative depth gives them as well.
+        """
+        return surface_normals(self.z, f_px=self.camera.f_px)
+
+    def encode(self, kind: str) -> dict[str, bytes]:
+        """`{"<kind>.<ext>": bytes}` for one output name of OUTPUT_FILES."""
+        s = self.settings
+        level = s.png_level
+        if kind == "depth16":
+            return {"depth16.png": encode_png(to_uint16(self.depth), level=level)}
+        if kind == "depth8":
+            return {"depth8.png": encode_png(self.depth_u8, level=level)}
+        if kind == "depth-color":
+            return {"depth-color.png": encode_png(colorize(self.depth, s.colormap), level=level)}
+        if kind == "npy":
+            return {"depth.npy": encode_npy(self.depth)}
+        if kind == "pfm":
+            return {"depth.pfm": encode_pfm(self.depth)}
+        if kind == "mask":
+            return {"mask.png": encode_png(self.mask.view(np.uint8) * np.uint8(255), level=level)}
+        if kind == "cutout":
+            return {"cutout.png": encode_png(self.cutout, level=level)}
+        if kind == "composite":
+            return {"composite.png": encode_png(self.composite, level=level)}
+        if kind == "normals":
+            return {"normals.png": encode_png(normals_to_rgb(self.normals), level=level)}
+        if kind == "ply":
+            ply = depth_to_ply(
+                self.z, self.camera, self.image, metric=self.metric, stride=s.ply_stride
             )
-        )
-    return np.concatenate(rows, axis=0)
+            return {"points.ply": ply}
+        if kind == "fb3d":
+            photo, depth = facebook_3d_pair(self.image, self.depth, quality=s.jpeg_quality)
+            return {"fb3d.jpg": photo, "fb3d_depth.jpg": depth}
+        raise SettingsError(f"unknown output {kind!r}; choose from {', '.join(OUTPUT_FILES)}")
+
+    def files(self) -> dict[str, bytes]:
+        """Every output the settings ask for, as `{"<kind>.<ext>": bytes}`."""
+        out: dict[str, bytes] = {}
+        for kind in self.settings.outputs:
+            out |= self.encode(kind)
+        return out
+
+    def preview(self, max_width_px: int = _PREVIEW_MAX_WIDTH_PX) -> np.ndarray:
+        """uint8 RGB strip: image | colour depth | cutout on a checkerboard."""
+        height, width = self.depth.shape
+        board = _checkerboard(height, width)
+        a = self.alpha[..., None].astype(np.float32) / np.float32(255.0)
+        on_board = np.rint(self.image * a + board * (1.0 - a)).astype(np.uint8)
+        depth_rgb = colorize(self.depth, self.settings.colormap)
+        strip = np.concatenate([self.image, depth_rgb, on_board], axis=1)
+        if strip.shape[1] > max_width_px:
+            scale = max_width_px / strip.shape[1]
+            size = (max_width_px, max(1, round(strip.shape[0] * scale)))
+            strip = cv2.resize(strip, size, interpolation=cv2.INTER_AREA)
+        return strip
+
+    def _repr_png_(self) -> bytes:
+        """Notebooks show a result as image | depth | cutout, side by side."""
+        return encode_png(self.preview())
+
+    def __repr__(self) -> str:
+        height, width = self.depth.shape
+        where = f" {self.path}" if self.path else ""
+        return f"<DepthResult{where} {width}x{height} {self.semantics}>"
+
+
+def _checkerboard(height: int, width: int) -> np.ndarray:
+    """Light grey squares, the usual backdrop that shows transparency."""
+    yy, xx = np.indices((height, width))
+    light = ((yy // _CHECKER_PX + xx // _CHECKER_PX) % 2).astype(bool)
+    board = np.full((height, width, 3), 204, np.uint8)
+    board[light] = 255
+    return board

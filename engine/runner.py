@@ -1,4 +1,10 @@
-"""The batch runner: inputs -> backend -> clip -> atomic outputs, one bad file never stops it."""
+"""A batch job: inputs -> pipeline -> OUT, resumable, with errors.jsonl, progress and run.json.
+
+One bad file never stops a job: its failure goes to OUT/errors.jsonl as one JSON line
+(path, stage, reason), is printed, and counted; the other images go on. At the end a
+summary (ok / failed / skipped, wall time, images/s, model-only images/s, and how long
+each stage waited for input or on the next stage) is printed and written to OUT/run.json.
+"""
 
 from __future__ import annotations
 
@@ -8,105 +14,216 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Any
 
-import numpy as np
-
-from xdepth.errors import XDepthError
-from xdepth.imageio import load_rgb
-from xdepth.inputs import InputItem
-from xdepth.outputs import ClipResult, ClipSettings, clip, encode_outputs
+from xdepth.imageio import DEFAULT_MAX_PIXELS, ImageReadError, read_image
+from xdepth.inference import Inference, make_inference
+from xdepth.inputs import InputItem, InputSource
+from xdepth.pipeline import Pipeline, Task
+from xdepth.post import parse_policy
 from xdepth.post.encoders import write_atomic
+from xdepth.resume import OutputFolder, settings_record
+from xdepth.settings import PostSettings, SettingsError, background_kind
 
-__all__ = ["Backend", "ClipSettings", "RunSummary", "output_dir", "run"]
-
-
-class Backend(Protocol):
-    """Anything that turns a uint8 RGB image into the model's depth at the image's size."""
-
-    name: str
-
-    def predict(self, image_u8: np.ndarray) -> np.ndarray: ...
+__all__ = ["RunSummary", "check_settings", "load_background", "run"]
+ERRORS_FILE = "errors.jsonl"
+RUN_FILE = "run.json"
+_ERRORS_IN_SUMMARY = 20
 
 
 @dataclass
 class RunSummary:
-    """What a run did; printed at the end and returned to the caller."""
+    """What a job did; printed at the end, written to OUT/run.json, returned to the caller.
+
+    `model_seconds` is the time at least one inference was in flight, so model-only
+    images/s equals the model's own rate when the pipeline keeps it busy; stage waits are
+    thread-seconds starved of input and held up by the next stage.
+    """
 
     ok: int = 0
     failed: int = 0
+    skipped: int = 0
     seconds: float = 0.0
+    model_seconds: float = 0.0
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: list[dict[str, str]] = field(default_factory=list)
+    out: str = ""
+    model: str = ""
+    resumed: bool = False
+    removed_temp_files: int = 0
+    interrupted: bool = False
 
     @property
     def images_per_s(self) -> float:
         return self.ok / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def model_images_per_s(self) -> float:
+        return self.ok / self.model_seconds if self.model_seconds > 0 else 0.0
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every image succeeded (or was already done), 1 when some failed."""
+        return 1 if self.failed or self.interrupted else 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "seconds": round(self.seconds, 3),
+            "images_per_s": round(self.images_per_s, 3),
+            "model_seconds": round(self.model_seconds, 3),
+            "model_images_per_s": round(self.model_images_per_s, 3),
+            "stages": self.stages,
+            "model": self.model,
+            "out": self.out,
+            "resumed": self.resumed,
+            "removed_temp_files": self.removed_temp_files,
+            "interrupted": self.interrupted,
+            "errors_shown": self.errors[:_ERRORS_IN_SUMMARY],
+        }
+
     def describe(self) -> str:
-        return (
-            f"{self.ok} ok, {self.failed} failed in {self.seconds:.2f} s "
-            f"({self.images_per_s:.2f} images/s)"
+        lines = [
+            f"{self.ok} ok, {self.failed} failed, {self.skipped} skipped (already done) in "
+            f"{self.seconds:.2f} s: {self.images_per_s:.2f} images/s end to end, "
+            f"{self.model_images_per_s:.2f} images/s model only"
+        ]
+        waits = [
+            f"{name} {s['waited_on_next_stage_s']:.2f} s"
+            for name, s in self.stages.items()
+            if name in ("feed", "read", "infer")
+        ]
+        starved = [
+            f"{name} {s['waited_for_input_s']:.2f} s"
+            for name, s in self.stages.items()
+            if name in ("read", "infer", "post")
+        ]
+        lines.append(f"waited on the next stage: {', '.join(waits)}")
+        lines.append(f"waited for input: {', '.join(starved)}")
+        if self.failed:
+            lines.append(f"failures are listed in {Path(self.out) / ERRORS_FILE}")
+        if self.interrupted:
+            lines.append("interrupted: run the same command again to finish the job")
+        return "\n".join(lines)
+
+
+def check_settings(inference: Inference, settings: PostSettings) -> None:
+    """Refuse settings the model cannot serve (a metric cut on relative depth)."""
+    if parse_policy(settings.threshold).metric and inference.semantics != "metric_depth_m":
+        raise SettingsError(
+            f"--threshold {settings.threshold} cuts metric depth, but {inference.label} "
+            "predicts relative inverse depth; use abs:N, nearest:P%, otsu or range:F"
         )
 
 
-def output_dir(out: Path, rel: Path) -> Path:
-    """The folder an input's outputs go to; refuses anything that would leave `out`."""
-    if rel.is_absolute() or ".." in rel.parts:
-        raise ValueError(f"{rel}: output path would leave the output folder")
-    return out / rel.parent
+def load_background(settings: PostSettings, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """The --background image as uint8 RGB, or None when the background is not an image."""
+    kind, value = background_kind(settings.background)
+    if kind != "image" or "composite" not in settings.outputs:
+        return None
+    try:
+        return read_image(value, max_pixels).rgb  # type: ignore[arg-type]
+    except ImageReadError as exc:
+        raise SettingsError(f"--background: {exc}") from None
 
 
-def write_outputs(out: Path, rel: Path, files: dict[str, bytes]) -> list[Path]:
-    """Write `<rel parent>/<stem>.<kind>.<ext>` files atomically."""
-    folder = output_dir(out, rel)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for suffix, data in files.items():
-        path = folder / f"{rel.stem}.{suffix}"
-        write_atomic(path, data)
-        written.append(path)
-    return written
+class _ErrorLog:
+    """OUT/errors.jsonl (this run's failures), written line by line as they happen."""
+
+    def __init__(self, path: Path, quiet: bool, echo: Any) -> None:
+        self.handle: IO[str] = path.open("w", encoding="utf-8")
+        self.quiet, self.echo = quiet, echo
+
+    def add(self, task: Task) -> dict[str, str]:
+        stage, reason = task.error or ("", "")
+        entry = {"path": str(task.path or f"#{task.index}"), "stage": stage, "reason": reason}
+        self.handle.write(json.dumps(entry) + "\n")
+        self.handle.flush()
+        if not self.quiet:
+            self.echo(f"xdepth: {stage} failed: {reason}")
+        return entry
+
+    def close(self) -> None:
+        self.handle.close()
 
 
-def _log_error(log: Path, item: InputItem, stage: str, reason: str) -> dict[str, str]:
-    entry = {"path": str(item.path), "stage": stage, "reason": reason}
-    with log.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(entry) + "\n")
-    where = "" if str(item.path) in reason else f"{item.path}: "
-    print(f"xdepth: {stage} failed: {where}{reason}", file=sys.stderr)
-    return entry
+def _progress_bar(total: int | None, quiet: bool) -> Any:
+    from tqdm.auto import tqdm
 
-
-def process(backend: Backend, image_u8: np.ndarray, settings: ClipSettings) -> ClipResult:
-    return clip(image_u8, backend.predict(image_u8), settings)
+    return tqdm(
+        total=total,
+        unit="img",
+        desc="xdepth",
+        disable=quiet or not sys.stderr.isatty(),
+        dynamic_ncols=True,
+        smoothing=0.1,
+    )
 
 
 def run(
-    backend: Backend,
-    items: Iterable[InputItem],
-    out: Path,
-    settings: ClipSettings | None = None,
+    backend: Any,
+    inputs: InputSource | Iterable[InputItem],
+    out: str | Path,
+    settings: PostSettings | None = None,
+    *,
+    overwrite: bool = False,
+    quiet: bool = False,
+    readers: int = 2,
+    post_workers: int = 2,
+    max_in_flight: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> RunSummary:
-    """Process images one by one; failures go to OUT/errors.jsonl and the run goes on."""
-    settings = settings or ClipSettings()
-    out.mkdir(parents=True, exist_ok=True)
-    log = out / "errors.jsonl"
-    log.unlink(missing_ok=True)  # this run's failures only
-    summary = RunSummary()
-    start = time.perf_counter()
-    for item in items:
-        stage = "read"
+    """Process `inputs` into `out`; see the module docstring. Raises on usage errors only."""
+    settings = settings or PostSettings()
+    inference = make_inference(backend)
+    check_settings(inference, settings)
+    background = load_background(settings, max_pixels)
+    source = inputs if isinstance(inputs, InputSource) else InputSource(list(inputs))
+    source = source.excluding(out)
+    suffixes = settings.file_suffixes
+    folder = OutputFolder(out, settings_record(inference.identity(), settings), overwrite)
+    summary = RunSummary(out=str(out), model=inference.label)
+    with folder:
+        summary.resumed = folder.resuming
+        summary.removed_temp_files = len(folder.removed_temp_files)
+        pipeline = Pipeline(
+            inference,
+            settings,
+            readers=readers,
+            post_workers=post_workers,
+            max_in_flight=max_in_flight,
+            max_pixels=max_pixels,
+            background_image=background,
+            writer=lambda task, files: folder.write(task.rel, files),
+            skip=lambda task: task.rel is not None and folder.complete(task.rel, suffixes),
+        )
+        bar = _progress_bar(source.total, quiet)
+        errors = _ErrorLog(Path(out) / ERRORS_FILE, quiet, bar.write)
+        busy_before = inference.clock.seconds
+        start = time.perf_counter()
         try:
-            image = load_rgb(item.path)
-            stage = "infer"
-            result = process(backend, image, settings)
-            stage = "write"
-            write_outputs(out, item.rel, encode_outputs(result, settings))
-        except Exception as exc:  # one image's failure, whatever it is, must not stop the job
-            summary.failed += 1
-            reason = str(exc) if isinstance(exc, XDepthError) else f"{type(exc).__name__}: {exc}"
-            summary.errors.append(_log_error(log, item, stage, reason))
-            continue
-        summary.ok += 1
-    summary.seconds = time.perf_counter() - start
+            for task in pipeline.results(source):
+                if task.error:
+                    summary.failed += 1
+                    summary.errors.append(errors.add(task))
+                elif task.skipped:
+                    summary.skipped += 1
+                elif not task.cancelled:
+                    summary.ok += 1
+                bar.update(1)
+                if summary.failed:
+                    bar.set_postfix(failed=summary.failed, refresh=False)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            raise
+        finally:
+            bar.close()
+            errors.close()
+            summary.seconds = time.perf_counter() - start
+            summary.model_seconds = inference.clock.seconds - busy_before
+            summary.stages = {name: s.as_dict() for name, s in pipeline.stats.items()}
+            report = json.dumps(summary.as_dict(), indent=2) + "\n"
+            write_atomic(Path(out) / RUN_FILE, report.encode())
     return summary

@@ -1,4 +1,4 @@
-"""`xdepth run`, `xdepth demo` and `xdepth variants` end to end, on tiny models."""
+"""`xdepth run`, `xdepth demo` and `xdepth variants` end to end on the reference backend."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from PIL import Image
 from xdepth.cli import main
 from xdepth.export.load import load_model
 from xdepth.export.reference import ReferenceBackend, image_processor
-from xdepth.outputs import SEED, ClipSettings, clip
-from xdepth.post import composite_color
+from xdepth.outputs import DepthResult
 from xdepth.registry import real_cards
 from xdepth.scenes import make_scene
+from xdepth.settings import make_settings
 
 TINY = ["--variant", "tiny-dpt-beit", "--random-init"]
 KINDS = ("depth16.png", "depth-color.png", "mask.png", "cutout.png")
@@ -42,7 +42,7 @@ def mixed_folder(tmp_path: Path) -> Path:
 
 def test_run_isolates_bad_files(mixed_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert main(["run", str(mixed_folder), "-o", str(out), *TINY]) == 0
+    assert main(["run", str(mixed_folder), "-o", str(out), *TINY, "--quiet"]) == 1
     for rel in ("a", "sub/b"):
         for kind in KINDS:
             with Image.open(out / f"{rel}.{kind}") as image:
@@ -58,16 +58,37 @@ def test_run_isolates_bad_files(mixed_folder: Path, tmp_path: Path) -> None:
     assert not list(out.rglob("*tmp*"))
 
 
-def test_run_fails_only_when_nothing_succeeds(tmp_path: Path) -> None:
-    folder = tmp_path / "bad"
+def test_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """0 all good, 1 some images failed, 2 usage errors (nothing processed)."""
+    folder = tmp_path / "in"
     folder.mkdir()
+    _scene_jpeg(folder / "a.jpg", 1)
+    assert main(["run", str(folder), "-o", str(tmp_path / "o0"), *TINY, "--quiet"]) == 0
     (folder / "zero.jpg").write_bytes(b"")
-    assert main(["run", str(folder), "-o", str(tmp_path / "out"), *TINY]) == 1
-    assert main(["run", str(tmp_path / "missing"), "-o", str(tmp_path / "o2"), *TINY]) == 2
+    assert main(["run", str(folder), "-o", str(tmp_path / "o1"), *TINY, "--quiet"]) == 1
+    assert (tmp_path / "o1" / "a.cutout.png").is_file()
+    usage = [
+        [str(tmp_path / "missing")],  # an input that names nothing
+        [str(tmp_path / "empty-folder")],  # no image files at all
+        [str(folder), "--outputs", "depth16,nope"],
+        [str(folder), "--threshold", "abs:300"],
+        [str(folder), "--threshold", "metric:2"],  # a metric cut on a relative model
+        [str(folder), "--background", "#12345"],
+        [str(folder), "--streams", "2"],  # OpenVINO option without an artifact
+        [str(folder), "--artifact", str(tmp_path), "--variant", "xdepth-tiny"],
+    ]
+    (tmp_path / "empty-folder").mkdir()
+    for args in usage:
+        assert main(["run", *args, "-o", str(tmp_path / "o2"), *TINY[2:]]) == 2, args
+    assert not (tmp_path / "o2" / "a.cutout.png").exists()
+    assert capsys.readouterr().err.count("xdepth run:") == len(usage)
 
 
 def test_unknown_variant_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main(["run", str(tmp_path), "-o", str(tmp_path / "o"), "--variant", "nope"]) == 2
+    _scene_jpeg(tmp_path / "a.jpg", 1)
+    assert (
+        main(["run", str(tmp_path / "a.jpg"), "-o", str(tmp_path / "o"), "--variant", "nope"]) == 2
+    )
     assert "unknown variant 'nope'" in capsys.readouterr().err
 
 
@@ -96,15 +117,15 @@ def test_reference_recipe_is_the_seed_bit_for_bit() -> None:
     seed = Image.composite(image, Image.new("RGB", image.size, "black"), mask)
     # --- xdepth ---
     ours_depth = ReferenceBackend(loaded).predict(np.asarray(image))
-    result = clip(np.asarray(image), ours_depth, SEED)
+    result = DepthResult(np.asarray(image), ours_depth, make_settings("seed"))
     np.testing.assert_array_equal(ours_depth, output)
     np.testing.assert_array_equal(result.depth_u8, formatted)
     np.testing.assert_array_equal(result.mask, np.asarray(mask) == 255)
-    np.testing.assert_array_equal(composite_color(result.image, result.mask), np.asarray(seed))
+    np.testing.assert_array_equal(result.composite, np.asarray(seed))
     # The default saturates the undershoot instead of wrapping it to "near".
     undershoot = output < 0
     assert undershoot.any()
-    clipped = clip(np.asarray(image), ours_depth, ClipSettings())
+    clipped = DepthResult(np.asarray(image), ours_depth, make_settings("default"))
     assert not clipped.mask[undershoot].any()
     assert result.mask[output * 255 / output.max() <= -1].all()
 
@@ -115,6 +136,7 @@ def test_demo_writes_outputs_and_summary(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     for key in ("images", "mask_iou_mean", "delta1_mean", "abs_rel_mean", "seconds"):
         assert key in summary
+    assert 0 <= summary["mask_iou_mean"] <= 1 and 0 <= summary["delta1_mean"] <= 1
     assert summary["images"] == 2 and summary["images_per_s"] > 0
     assert summary["model"] == "tiny-dpt-beit (random-init)"
     assert summary["backend"] == "reference"

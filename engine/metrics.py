@@ -1,0 +1,143 @@
+"""Accuracy metrics for relative inverse depth and masks (numpy only).
+
+Relative-depth models (MiDaS, DPT) predict inverse depth up to an unknown scale and shift,
+so predictions are first aligned to the reference by least squares in inverse depth (the
+MiDaS evaluation protocol), then scored in depth with delta1 and AbsRel. The same functions
+compare an exported artifact's output with the fp32 reference model's output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SEED_THRESHOLD_U8 = 45  # the seed recipe: max-scaled inverse depth as uint8, > 45 is foreground
+# Aligned inverse depth is clamped to this before inverting: a least-squares fit may map a
+# few far pixels to zero or below, which has no depth; they become very far (1e6 m).
+MIN_INV_DEPTH = 1e-6
+
+
+def _check_same_shape(a: np.ndarray, b: np.ndarray, names: str) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{names}: shapes differ, {a.shape} vs {b.shape}")
+
+
+def recipe_mask(inv_depth: np.ndarray, threshold_u8: int = SEED_THRESHOLD_U8) -> np.ndarray:
+    """The seed recipe's foreground: ``(inv * 255 / inv.max()).astype(uint8) > threshold``.
+
+    Computed as the recipe does (same dtype arithmetic), so ground truth and predictions
+    are thresholded the same way. Negative values (bicubic overshoot of an upsampled
+    prediction) are clipped to 0 first: inverse depth cannot be negative, and casting a
+    negative float to uint8 is undefined in numpy.
+    """
+    inv = np.asarray(inv_depth)
+    inv = np.maximum(inv, inv.dtype.type(0))
+    peak = inv.max()
+    if not np.isfinite(peak) or peak <= 0:
+        raise ValueError(f"inverse depth needs a positive finite maximum, got {peak}")
+    return (inv * 255 / peak).astype(np.uint8) > threshold_u8
+
+
+def align_scale_shift(
+    pred_inv: np.ndarray, gt_inv: np.ndarray, valid: np.ndarray | None = None
+) -> tuple[np.ndarray, float, float]:
+    """Least-squares ``s, t`` minimising ``|s * pred + t - gt|^2`` over `valid` pixels.
+
+    Returns ``(s * pred_inv + t, s, t)`` over the whole image, in float64.
+    """
+    pred = np.asarray(pred_inv, dtype=np.float64)
+    gt = np.asarray(gt_inv, dtype=np.float64)
+    _check_same_shape(pred, gt, "align_scale_shift(pred_inv, gt_inv)")
+    keep = np.ones(pred.shape, bool) if valid is None else np.asarray(valid, bool)
+    _check_same_shape(pred, keep, "align_scale_shift(pred_inv, valid)")
+    keep = keep & np.isfinite(pred) & np.isfinite(gt)
+    if keep.sum() < 2:
+        raise ValueError("align_scale_shift: fewer than 2 valid pixels")
+    p, g = pred[keep], gt[keep]
+    a = np.stack([p, np.ones_like(p)], axis=1)
+    (scale, shift), *_ = np.linalg.lstsq(a, g, rcond=None)
+    return scale * pred + shift, float(scale), float(shift)
+
+
+def delta1(pred_depth: np.ndarray, gt_depth: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """Fraction of pixels with ``max(p / g, g / p) < 1.25``."""
+    p, g = _valid_pair(pred_depth, gt_depth, valid, "delta1")
+    return float(np.mean(np.maximum(p / g, g / p) < 1.25))
+
+
+def abs_rel(pred_depth: np.ndarray, gt_depth: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """Mean of ``|p - g| / g``."""
+    p, g = _valid_pair(pred_depth, gt_depth, valid, "abs_rel")
+    return float(np.mean(np.abs(p - g) / g))
+
+
+def _valid_pair(pred, gt, valid, name: str) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(pred, dtype=np.float64)
+    g = np.asarray(gt, dtype=np.float64)
+    _check_same_shape(p, g, f"{name}(pred, gt)")
+    keep = np.isfinite(g) & (g > 0) & np.isfinite(p) & (p > 0)
+    if valid is not None:
+        v = np.asarray(valid, bool)
+        _check_same_shape(p, v, f"{name}(pred, valid)")
+        keep &= v
+    if not keep.any():
+        raise ValueError(f"{name}: no valid pixels (need positive finite values)")
+    return p[keep], g[keep]
+
+
+def mask_iou(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Intersection over union of two boolean masks; two empty masks agree fully (1.0)."""
+    a, b = np.asarray(pred, bool), np.asarray(gt, bool)
+    _check_same_shape(a, b, "mask_iou(pred, gt)")
+    union = np.logical_or(a, b).sum()
+    if union == 0:
+        return 1.0
+    return float(np.logical_and(a, b).sum() / union)
+
+
+def depth_metrics(
+    pred_inv: np.ndarray, gt_depth_m: np.ndarray, valid: np.ndarray | None = None
+) -> dict[str, float]:
+    """delta1 and AbsRel of a relative inverse depth against metric ground truth.
+
+    The prediction is aligned to ``1 / gt_depth_m`` by scale and shift in inverse depth,
+    clamped to ``MIN_INV_DEPTH`` and inverted; pixels with non-positive or non-finite
+    ground truth are ignored.
+    """
+    gt = np.asarray(gt_depth_m, dtype=np.float64)
+    ok = np.isfinite(gt) & (gt > 0)
+    if valid is not None:
+        ok &= np.asarray(valid, bool)
+    gt_inv = np.where(ok, 1.0 / np.where(ok, gt, 1.0), 0.0)
+    return _aligned_scores(pred_inv, gt_inv, ok)
+
+
+def inv_depth_agreement(
+    pred_inv: np.ndarray, ref_inv: np.ndarray, valid: np.ndarray | None = None
+) -> dict[str, float]:
+    """delta1 and AbsRel of one relative inverse depth against another (e.g. the fp32 model).
+
+    Both are only known up to scale and shift, so the reference is first scaled to a
+    maximum of 1 and the prediction aligned to it; ``ref_inv`` must have a positive maximum.
+    """
+    ref = np.asarray(ref_inv, dtype=np.float64)
+    ok = np.isfinite(ref)
+    if valid is not None:
+        ok &= np.asarray(valid, bool)
+    peak = ref[ok].max(initial=-np.inf)
+    if not peak > 0:
+        raise ValueError(f"inv_depth_agreement: reference needs a positive maximum, got {peak}")
+    ref_norm = ref / peak
+    ok &= ref_norm > MIN_INV_DEPTH
+    return _aligned_scores(pred_inv, ref_norm, ok)
+
+
+def _aligned_scores(pred_inv, gt_inv: np.ndarray, ok: np.ndarray) -> dict[str, float]:
+    aligned, scale, shift = align_scale_shift(pred_inv, gt_inv, ok)
+    pred_depth = 1.0 / np.maximum(aligned, MIN_INV_DEPTH)
+    gt_depth = np.where(ok, 1.0 / np.where(ok, gt_inv, 1.0), np.nan)
+    return {
+        "delta1": delta1(pred_depth, gt_depth, ok),
+        "abs_rel": abs_rel(pred_depth, gt_depth, ok),
+        "scale": scale,
+        "shift": shift,
+    }
