@@ -189,14 +189,14 @@ def _place_solid(rng: np.random.Generator, primary: bool, anchor: np.ndarray | N
     """A random solid: kind, geometry, and front depth inside the allowed range."""
     kind = rng.choice(["sphere", "box", "cylinder"])
     if kind == "sphere":
-        bound = rng.uniform(0.15, 0.45)
+        bound = rng.uniform(0.2, 0.45)
         geom = {"radius": bound, "bound": bound}
     elif kind == "box":
-        half = rng.uniform(0.1, 0.32, size=3)
+        half = rng.uniform(0.12, 0.32, size=3)
         bound = float(np.linalg.norm(half))
         geom = {"half": half, "rot": _rotation(rng), "bound": bound}
     else:
-        radius, half_h = rng.uniform(0.1, 0.3), rng.uniform(0.12, 0.4)
+        radius, half_h = rng.uniform(0.12, 0.3), rng.uniform(0.15, 0.4)
         bound = math.hypot(radius, half_h)
         geom = {"radius": radius, "half_h": half_h, "rot": _rotation(rng), "bound": bound}
     if primary:
@@ -216,7 +216,7 @@ def _paint_shapes(rng: np.random.Generator, h: int, w: int) -> list[np.ndarray]:
     """Masks of shapes painted on the wall, sized like the solids' silhouettes."""
     shapes = []
     side = min(h, w)
-    for _ in range(rng.integers(1, 5)):
+    for _ in range(rng.integers(0, 4)):
         canvas = np.zeros((h, w), np.uint8)
         cx, cy = int(rng.uniform(0.1, 0.9) * w), int(rng.uniform(0.1, 0.9) * h)
         size = rng.uniform(0.07, 0.3) * side

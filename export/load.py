@@ -67,10 +67,20 @@ def _same(a: Any, b: Any) -> bool:
 def config_differences(card: Card, config_json: Path) -> list[str]:
     """Fields where a local config.json disagrees with the card (card keys only)."""
     local = json.loads(config_json.read_text(encoding="utf-8"))
+    # Compare with the card as transformers reads it (e.g. BiT upper-cases its padding).
+    expected = _restrict(build_config(card).to_dict(), card.config)
     out: list[str] = []
-    for key, value in card.config.items():
+    for key, value in expected.items():
         _diff(value, local.get(key), key, out)
     return out
+
+
+def _restrict(full: dict[str, Any], shape: dict[str, Any]) -> dict[str, Any]:
+    """`full`'s values for the keys (and nested keys) that `shape` has."""
+    return {
+        key: _restrict(full.get(key) or {}, value) if isinstance(value, dict) else full.get(key)
+        for key, value in shape.items()
+    }
 
 
 def check_config(card: Card, directory: Path) -> None:

@@ -1,0 +1,96 @@
+"""What every artifact backend shares: the host-side resize, input checks, and `predict`.
+
+A backend turns uint8 RGB at the artifact's input size into inverse depth at that size
+(`infer_u8`); `predict` wraps it with the two host steps the graph does not do: the Pillow
+resize the model's image processor does (xdepth.preprocess.resize_for_model) and the
+bicubic upsample back to the image's size (xdepth.post.resize).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from xdepth.artifact import ArtifactError, Manifest, load_manifest
+from xdepth.post.resize import resize_depth
+from xdepth.preprocess import normalize, resize_for_model
+
+
+class BackendUnavailable(ArtifactError, ImportError):
+    """The runtime an artifact needs is not installed, or cannot run it on this machine."""
+
+
+class ArtifactBackend:
+    """Base class: subclasses implement `_run(model_input) -> float32 N x h x w`."""
+
+    format = ""
+
+    def __init__(self, artifact: str | Path | Manifest, check_sha256: bool = True) -> None:
+        if isinstance(artifact, Manifest):
+            self.manifest = artifact
+        else:
+            self.manifest = load_manifest(artifact, check_sha256=check_sha256)
+        if self.manifest.format != self.format:
+            raise ArtifactError(
+                f"{self.manifest.manifest_path}: format {self.manifest.format!r} artifact, "
+                f"but {type(self).__name__} runs {self.format!r} artifacts; use "
+                "xdepth.backends.open_artifact to pick the backend from the manifest"
+            )
+        self.input_hw = self.manifest.input.hw
+        self.preprocess = self.manifest.input.preprocess()
+        self.name = f"{self.manifest.format}-{self.manifest.precision}"
+
+    def resize(self, image_u8: np.ndarray) -> np.ndarray:
+        """uint8 HxWx3 -> uint8 at the artifact's static input size (Pillow, card's resample)."""
+        return resize_for_model(_check_image(image_u8), self.preprocess, size_hw=self.input_hw)
+
+    def infer_u8(self, batch_nhwc_u8: np.ndarray) -> np.ndarray:
+        """uint8 N x h x w x 3 RGB at the input size -> float32 N x h x w inverse depth."""
+        batch = _check_batch(batch_nhwc_u8, self.input_hw)
+        if not self.manifest.input.preprocessing_in_graph:
+            batch = np.concatenate([normalize(image, self.preprocess) for image in batch])
+        return self._run(batch)
+
+    def predict(self, image_u8: np.ndarray) -> np.ndarray:
+        """uint8 HxWx3 RGB -> float32 HxW model output at the image's size (bicubic)."""
+        image = _check_image(image_u8)
+        depth = self.infer_u8(self.resize(image)[None])[0]
+        return resize_depth(depth, image.shape[0], image.shape[1])
+
+    def predict_many(self, images_u8: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """`predict` for several images in one `infer_u8` call (all streams busy)."""
+        images = [_check_image(image) for image in images_u8]
+        if not images:
+            return []
+        depths = self.infer_u8(np.stack([self.resize(image) for image in images]))
+        return [
+            resize_depth(depth, image.shape[0], image.shape[1])
+            for depth, image in zip(depths, images, strict=True)
+        ]
+
+    def _run(self, model_input: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+def _check_image(image: object) -> np.ndarray:
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+        raise ValueError(
+            f"image must be uint8 H x W x 3 RGB, got {image.dtype} array of shape {image.shape}"
+        )
+    return image
+
+
+def _check_batch(batch: object, hw: tuple[int, int]) -> np.ndarray:
+    if not isinstance(batch, np.ndarray):
+        raise TypeError(f"batch must be a numpy array, got {type(batch).__name__}")
+    want = (hw[0], hw[1], 3)
+    if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[1:] != want or not len(batch):
+        raise ValueError(
+            f"batch must be uint8 N x {want[0]} x {want[1]} x 3 (RGB at the artifact's input "
+            f"size; resize with .resize()), got {batch.dtype} array of shape {batch.shape}"
+        )
+    return np.ascontiguousarray(batch)

@@ -1,0 +1,115 @@
+"""What the manifest records about an export: files, runtime hints, provenance."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import platform
+from pathlib import Path
+from typing import Any
+
+from xdepth.artifact import FORMAT_VERSION, ArtifactFile, InputSpec, Manifest, OutputSpec
+from xdepth.export.load import LoadedModel
+from xdepth.registry import Preprocess
+
+INPUT_NAME = "image"
+OUTPUT_NAME = "inverse_depth"
+_LIBRARIES = (
+    "openvino",
+    "nncf",
+    "torch",
+    "transformers",
+    "numpy",
+    "pillow",
+    "opencv-python-headless",
+    "xdepth",
+)
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of everything that shapes an artifact's numbers."""
+    versions = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def cpu_name() -> str:
+    """The CPU model, recorded so speed and bf16/int8 behaviour can be traced to it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One export: the model, its preprocessing at the static size, and what to make."""
+
+    loaded: LoadedModel
+    pre: Preprocess
+    fmt: str
+    flavour: str
+    precision: str
+    staging: Path
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        return self.pre.height, self.pre.width
+
+
+@dataclasses.dataclass
+class Built:
+    """What the format-specific step wrote, and what the manifest says about it."""
+
+    files: list[ArtifactFile]
+    runtime: dict[str, Any]
+    weights_storage: dict[str, Any]
+    calibration: dict[str, Any] | None = None
+    export_info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    ov_model: Any = None  # the IR before saving, kept for the f32 weight-storage check
+
+
+def build_manifest(job: Job, built: Built, fidelity: dict[str, Any]) -> Manifest:
+    card, pre = job.loaded.card, job.pre
+    return Manifest(
+        directory=job.staging,
+        format_version=FORMAT_VERSION,
+        variant=card.name,
+        source=card.source,
+        weights={"origin": job.loaded.origin, "random_init": job.loaded.random_init},
+        input=InputSpec(
+            name=INPUT_NAME,
+            height=pre.height,
+            width=pre.width,
+            layout="NHWC",
+            dtype="u8",
+            preprocessing_in_graph=True,
+            resample=pre.resample,
+            keep_aspect_ratio=pre.keep_aspect_ratio,
+            ensure_multiple_of=pre.ensure_multiple_of,
+        ),
+        output=OutputSpec(
+            name=OUTPUT_NAME,
+            semantics=card.output,
+            encoding="inverse_depth",
+            shape=(1, pre.height, pre.width),
+            dtype="f32",
+        ),
+        format=job.fmt,
+        flavour=job.flavour,
+        precision=job.precision,
+        files=tuple(built.files),
+        runtime=built.runtime,
+        libraries=library_versions(),
+        calibration=built.calibration,
+        export=built.export_info,
+        fidelity=fidelity,
+        weights_storage=built.weights_storage,
+    )

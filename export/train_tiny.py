@@ -1,0 +1,305 @@
+"""Train the shipped tiny depth model (xdepth-tiny) on synthetic scenes, on CPU, reproducibly.
+
+    python -m xdepth.export.train_tiny --out configs/weights/xdepth-tiny
+
+The model learns relative inverse depth (``predicted_depth`` of DPTForDepthEstimation, after
+its ReLU; inverse depth in 1/m, or with --targets scene-max divided by each scene's
+maximum), so the seed's max-scaled threshold of 45 applied to a
+prediction gives the foreground of xdepth.scenes. Inputs go through the card's own preprocessing
+(xdepth.preprocess: Pillow bicubic resize from the rendered size, rescale, normalise), and
+the held-out evaluation upsamples predictions bicubically to the scene size, exactly as the
+engine does, before scoring with xdepth.metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+# OpenMP threads that spin while waiting burn most of the CPU when other work shares these
+# cores (measured here: 10x slower steps); passive waiting must be set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+import transformers
+from safetensors.torch import save_file
+
+from xdepth.export.models import build_model, count_params
+from xdepth.metrics import SEED_THRESHOLD_U8, depth_metrics, mask_iou, recipe_mask
+from xdepth.preprocess import preprocess, resize_for_model
+from xdepth.registry import Card, Preprocess, get_card
+from xdepth.scenes import HELD_OUT_BASE_SEED, TRAIN_SEEDS, make_scene
+
+MAX_WEIGHTS_BYTES = 10_000_000  # above this, weights are stored in fp16
+RENDER_SIDES = (192, 224, 256, 288, 320)  # training scenes vary in size and aspect ratio
+
+
+def make_pool(
+    card: Card, n: int, first_seed: int, out_hw: tuple[int, int], normalise: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """`n` training scenes: uint8 model inputs (n,h,w,3) and inverse-depth targets (n,oh,ow).
+
+    Each scene is rendered at a size drawn from RENDER_SIDES and resized with the card's
+    preprocessing; the target is the area-averaged inverse depth at the model's output size,
+    which keeps the sub-pixel position of object edges.
+    """
+    if first_seed < TRAIN_SEEDS.start or first_seed + n > TRAIN_SEEDS.stop:
+        raise ValueError(f"training seeds {first_seed}..{first_seed + n} leave TRAIN_SEEDS")
+    pre = card.preprocess
+    sizes = np.random.default_rng(first_seed).choice(RENDER_SIDES, size=(n, 2))
+    inputs = np.empty((n, pre.height, pre.width, 3), np.uint8)
+    targets = np.empty((n, *out_hw), np.float32)
+    for i in range(n):
+        scene = make_scene(first_seed + i, int(sizes[i, 0]), int(sizes[i, 1]))
+        inputs[i] = resize_for_model(scene.rgb, pre, (pre.height, pre.width))
+        inv = 1.0 / scene.depth_m
+        if normalise:
+            inv = inv / inv.max()  # scale-free target: what the max-scaled recipe needs
+        targets[i] = cv2.resize(inv, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_AREA)
+    return inputs, targets
+
+
+def normalise(batch_u8: torch.Tensor, pre: Preprocess) -> torch.Tensor:
+    """uint8 (b,h,w,3) -> float32 (b,3,h,w), the same arithmetic as xdepth.preprocess."""
+    x = batch_u8.float()
+    if pre.do_rescale:
+        x = x * pre.rescale_factor
+    if pre.do_normalize:
+        x = (x - torch.tensor(pre.mean)) / torch.tensor(pre.std)
+    return x.permute(0, 3, 1, 2).contiguous()
+
+
+def depth_loss(pred: torch.Tensor, target: torch.Tensor, mask_weight: float = 0.05) -> torch.Tensor:
+    """L1 in inverse depth, multi-scale gradient matching, and the recipe's mask.
+
+    The recipe thresholds max-scaled inverse depth at 46/255, so a blurred edge grows the
+    mask outwards; a logistic loss on that very threshold teaches the model to put its
+    crossing on the true edge instead of relying on perfect sharpness. Its logits are
+    scaled by the target's peak, not the prediction's, so shrinking the output cannot
+    inflate its gradients.
+    """
+    loss = (pred - target).abs().mean()
+    if mask_weight > 0:
+        level = (SEED_THRESHOLD_U8 + 1) / 255
+        target_peak = target.amax(dim=(-2, -1), keepdim=True)
+        pred_peak = pred.detach().amax(dim=(-2, -1), keepdim=True)
+        logits = (pred - level * pred_peak) * (40.0 / target_peak)
+        truth = (target >= level * target_peak).float()
+        loss = loss + mask_weight * F.binary_cross_entropy_with_logits(logits, truth)
+    diff = (pred - target).unsqueeze(1)
+    for scale in (1, 2, 4):
+        d = F.avg_pool2d(diff, scale) if scale > 1 else diff
+        loss = loss + 0.5 * (d[..., :, 1:] - d[..., :, :-1]).abs().mean()
+        loss = loss + 0.5 * (d[..., 1:, :] - d[..., :-1, :]).abs().mean()
+    return loss
+
+
+@torch.no_grad()
+def init_decoder(model: torch.nn.Module, target_mean: float) -> None:
+    """He initialisation for the DPT neck and head, which transformers initialises with
+    N(0, 0.02): through some twenty convolutions that shrinks signals by ~1e-5 and training
+    from scratch crawls. Residual branches start at zero (identity units), and the last
+    convolution starts near the mean target so predictions begin in range.
+    """
+    for name, module in model.named_modules():
+        if not name.startswith(("neck.", "head.")):
+            continue
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+        elif isinstance(module, torch.nn.ConvTranspose2d):  # kernel == stride: fan-in = in_ch
+            torch.nn.init.normal_(module.weight, std=math.sqrt(2.0 / module.in_channels))
+        else:
+            continue
+        if module.bias is not None:
+            torch.nn.init.zeros_(module.bias)
+        if name.endswith("convolution2"):
+            torch.nn.init.zeros_(module.weight)
+    final_conv = model.head.head[-2]
+    torch.nn.init.normal_(final_conv.weight, std=1e-3)
+    torch.nn.init.constant_(final_conv.bias, target_mean)
+
+
+@torch.no_grad()
+def predict_inv_depth(model: torch.nn.Module, card: Card, rgb: np.ndarray) -> np.ndarray:
+    """Relative inverse depth at the image's size: model output upsampled bicubically."""
+    x = torch.from_numpy(preprocess(rgb, card.preprocess))
+    out = model(pixel_values=x).predicted_depth.unsqueeze(1)
+    up = F.interpolate(out, size=rgb.shape[:2], mode="bicubic", align_corners=False)
+    return up[0, 0].numpy()
+
+
+def evaluate(model: torch.nn.Module, card: Card, n: int, first_seed: int) -> dict[str, float]:
+    """Mean mask IoU (seed threshold) and delta1 / AbsRel on `n` held-out 256x256 scenes."""
+    model.eval()
+    ious, d1s, rels = [], [], []
+    for i in range(n):
+        scene = make_scene(first_seed + i)
+        inv = predict_inv_depth(model, card, scene.rgb)
+        ious.append(mask_iou(recipe_mask(inv), scene.mask))
+        scores = depth_metrics(inv, scene.depth_m)
+        d1s.append(scores["delta1"])
+        rels.append(scores["abs_rel"])
+    return {
+        "scenes": n,
+        "first_seed": first_seed,
+        "mask_iou_mean": float(np.mean(ious)),
+        "mask_iou_min": float(np.min(ious)),
+        "delta1_mean": float(np.mean(d1s)),
+        "abs_rel_mean": float(np.mean(rels)),
+    }
+
+
+def train(args: argparse.Namespace) -> dict:
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    card = get_card(args.variant)
+    model = build_model(card).train()
+    pre = card.preprocess
+    with torch.no_grad():
+        probe = model(pixel_values=torch.zeros(1, 3, pre.height, pre.width)).predicted_depth
+    out_hw = tuple(probe.shape[-2:])
+
+    t0 = time.perf_counter()
+    first = TRAIN_SEEDS.start + args.seed * args.pool
+    inputs, targets = make_pool(card, args.pool, first, out_hw, args.targets == "scene-max")
+    t_pool = time.perf_counter() - t0
+    _log(f"{args.pool} training scenes in {t_pool:.0f} s; {count_params(model)} parameters")
+
+    # Train on the head's output before its final ReLU: a ReLU output that goes negative
+    # gets no gradient, and a fresh head starts around zero. Inference keeps the ReLU, which
+    # changes nothing once predictions are positive like the targets.
+    init_decoder(model, float(targets.mean()))
+    raw: dict[str, torch.Tensor] = {}
+    hook = model.head.head[-2].register_forward_hook(
+        lambda _m, _i, out: raw.__setitem__("out", out)
+    )
+
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "bias_table" not in n]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "bias_table" in n]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay}],
+        lr=args.lr,
+        weight_decay=0.0,
+    )
+    warmup = max(1, args.steps // 20)
+
+    def lr_factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / (args.steps - warmup)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    order_rng = np.random.default_rng(args.seed)
+    order = np.empty(0, np.int64)
+    running, t1 = 0.0, time.perf_counter()
+    for step in range(args.steps):
+        if len(order) < args.batch:
+            order = np.concatenate([order, order_rng.permutation(args.pool)])
+        idx, order = order[: args.batch], order[args.batch :]
+        x_u8, y = torch.from_numpy(inputs[idx]), torch.from_numpy(targets[idx])
+        flip = torch.from_numpy(order_rng.random(args.batch) < 0.5)
+        x_u8 = torch.where(flip[:, None, None, None], x_u8.flip(2), x_u8)
+        y = torch.where(flip[:, None, None], y.flip(2), y)
+        model(pixel_values=normalise(x_u8, pre))
+        loss = depth_loss(raw["out"][:, 0], y, args.mask_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        running = loss.item() if step == 0 else 0.98 * running + 0.02 * loss.item()
+        if (step + 1) % 50 == 0 or step + 1 == args.steps:
+            rate = (time.perf_counter() - t1) / (step + 1)
+            peak = float(raw["out"].detach().amax(dim=(-2, -1)).mean())
+            _log(
+                f"step {step + 1}/{args.steps} loss {running:.4f} peak {peak:.3f} "
+                f"(target {float(y.amax(dim=(-2, -1)).mean()):.3f}; {rate:.2f} s/step)"
+            )
+    t_train = time.perf_counter() - t1
+    hook.remove()
+
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    n_bytes = sum(v.numel() * 4 for v in state.values())
+    dtype = torch.float32 if n_bytes <= MAX_WEIGHTS_BYTES else torch.float16
+    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    # Evaluate the weights as stored (fp16-rounded if so), loaded back as fp32.
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    t2 = time.perf_counter()
+    held_out = evaluate(model, card, args.eval_scenes, HELD_OUT_BASE_SEED)
+    t_eval = time.perf_counter() - t2
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    model.config.to_json_file(str(out / "config.json"))
+    log = {
+        "variant": card.name,
+        "seed": args.seed,
+        "steps": args.steps,
+        "batch": args.batch,
+        "lr": args.lr,
+        "weight_decay": args.weight_decay,
+        "pool_scenes": args.pool,
+        "targets": args.targets,
+        "mask_weight": args.mask_weight,
+        "threads": args.threads,
+        "params": count_params(model),
+        "weights_dtype": str(dtype).removeprefix("torch."),
+        "weights_bytes": (out / "model.safetensors").stat().st_size,
+        "seconds_scenes": round(t_pool, 1),
+        "seconds_train": round(t_train, 1),
+        "seconds_eval": round(t_eval, 1),
+        "seconds_total": round(time.perf_counter() - t0, 1),
+        "final_loss": round(running, 5),
+        "held_out": held_out,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
+    (out / "train_log.json").write_text(json.dumps(log, indent=2) + "\n", encoding="utf-8")
+    return log
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="folder for model.safetensors")
+    parser.add_argument("--variant", default="xdepth-tiny", help="card name or .toml path")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=800)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--weight-decay", type=float, default=0.05)
+    parser.add_argument("--pool", type=int, default=3000, help="training scenes rendered")
+    parser.add_argument("--eval-scenes", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--targets",
+        choices=("scene-max", "metres"),
+        default="metres",
+        help="inverse depth divided by each scene's maximum, or in 1/m",
+    )
+    parser.add_argument(
+        "--mask-weight", type=float, default=0.1, help="weight of the recipe-mask loss term"
+    )
+    args = parser.parse_args(argv)
+    for name in ("steps", "batch", "pool", "eval_scenes", "threads"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    log = train(args)
+    print(json.dumps(log["held_out"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
