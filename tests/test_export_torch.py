@@ -1,7 +1,7 @@
 """The PyTorch graph (AOTInductor, bf16) artifact, and the engine running without torch.
 
 One AOTInductor compile for the whole file (it takes tens of seconds on 2 cores): the
-trained xdepth-tiny when its weights are present, else tiny-dpt-beit.
+trained xdepth-tiny when it meets its accuracy targets, else tiny-dpt-beit.
 """
 
 from __future__ import annotations
