@@ -8,6 +8,7 @@ bicubic upsample back to the image's size (xdepth.post.resize).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +23,7 @@ class BackendUnavailable(ArtifactError, ImportError):
     """The runtime an artifact needs is not installed, or cannot run it on this machine."""
 
 
-class ArtifactBackend:
+class ArtifactBackend(ABC):
     """Base class: subclasses implement `_run(model_input) -> float32 N x h x w`."""
 
     format = ""
@@ -70,8 +71,9 @@ class ArtifactBackend:
             for depth, image in zip(depths, images, strict=True)
         ]
 
+    @abstractmethod
     def _run(self, model_input: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """float32 model input (or uint8 with in-graph preprocessing) -> N x h x w depth."""
 
 
 def _check_image(image: object) -> np.ndarray:
