@@ -10,7 +10,7 @@ OUT ?= demo-out
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[export,test]"
+	$(BIN)/pip install --quiet -e ".[export,test,ray,notebook]"
 	rm -f $(VENV)/.installed-*
 	touch $@
 

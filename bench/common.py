@@ -97,13 +97,15 @@ def results_dir() -> Path:
     return Path(os.environ.get("XDEPTH_BENCH_RESULTS", RESULTS_DIR))
 
 
-def write_result(name: str, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` (plus ``environment()`` unless present) as JSON; return its path."""
+def write_result(name: str, payload: dict[str, Any], root: Path | None = None) -> Path:
+    """Write ``payload`` (plus ``environment()`` unless present) as JSON; return its path.
+
+    `root` replaces ``results_dir()`` (the file still goes to ``<root>/<machine>/``)."""
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
         raise ValueError(f"result name must be lower-case letters, digits, - or _, got {name!r}")
     record = {"name": name, **payload}
     record.setdefault("environment", environment())
-    folder = results_dir() / record["environment"]["machine"]
+    folder = (root or results_dir()) / record["environment"]["machine"]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{dt.date.today().isoformat()}-{name}.json"
     write_atomic(path, (json.dumps(record, indent=2, sort_keys=False) + "\n").encode())

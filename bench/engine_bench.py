@@ -34,8 +34,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from xdepth.bench.artifacts import DEFAULT_ARTIFACTS_DIR, bench_weights, ensure_artifact
 from xdepth.bench.common import environment, write_result
 from xdepth.bench.engine_measure import gil_held_fraction, model_only_rate, rss_bytes, seed_recipe
+from xdepth.registry import get_card
 from xdepth.scenes import make_scene
 
 FULL = {"variant": "dpt-beit-large-512", "images": 24, "large": 4, "seed_images": 3, "soak": 0}
@@ -62,27 +64,17 @@ def make_jpegs(folder: Path, count: int, height: int, width: int, first_seed: in
 
 
 def artifact(variant: str, precision: str, args: argparse.Namespace) -> Path:
-    """The variant's OpenVINO artifact at `precision`, exported on first use."""
-    weights = "random" if args.weights is None else Path(args.weights).name
-    target = Path(args.artifacts_dir) / f"{variant}-{weights}-openvino-{precision}"
-    if (target / "manifest.json").is_file():
-        return target
-    from xdepth.export.artifact import export
-
-    options: dict[str, Any] = {"fidelity_floor": 0.0} if precision != "f32" else {}
-    if precision == "int8":
-        options["calibration_size"] = args.calibration_size
-    print(f"exporting {variant} {precision} to {target} (first use only)", flush=True)
-    export(
-        variant,
-        target,
-        weights=args.weights,
-        random_init=args.weights is None,
-        precision=precision,
-        progress=lambda m: print(f"  {m}", flush=True),
-        **options,
+    """The variant's OpenVINO artifact at `precision`, exported on first use (bench cache)."""
+    card = get_card(variant)
+    weights = bench_weights(card, args.weights)
+    folder = Path(args.artifacts_dir)
+    return ensure_artifact(
+        card, "openvino", precision, weights, folder, args.calibration_size, _say
     )
-    return target
+
+
+def _say(message: str) -> None:
+    print(f"  {message}", flush=True)
 
 
 def engine_figures(
@@ -152,14 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="xdepth-tiny, small counts")
     parser.add_argument("--variant", help="model variant (default dpt-beit-large-512)")
-    parser.add_argument("--weights", help="weights folder (default: random init)")
+    parser.add_argument("--weights", help="weights folder (default: shipped, else random init)")
     parser.add_argument("--images", type=int, help="1920x1080 JPEGs for throughput")
     parser.add_argument("--large", type=int, help="4000x3000 (12 MP) JPEGs; 0 skips")
     parser.add_argument("--seed-images", type=int, help="images for the seed recipe")
     parser.add_argument("--soak", type=int, help="images for the memory soak; 0 skips")
     parser.add_argument("--precisions", default="bf16,int8", help="artifact precisions")
     parser.add_argument("--calibration-size", type=int, default=32, help="int8 calibration")
-    parser.add_argument("--artifacts-dir", default=str(Path.home() / ".cache/xdepth/bench"))
+    parser.add_argument("--artifacts-dir", default=str(DEFAULT_ARTIFACTS_DIR))
     parser.add_argument("--work-dir", help="images and outputs (default: a temp folder)")
     args = parser.parse_args(argv)
     preset = QUICK if args.quick else FULL
@@ -168,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         k: getattr(args, k) if getattr(args, k) is not None else preset[k]
         for k in ("images", "large", "seed_images", "soak")
     }
+    weights = bench_weights(get_card(variant), args.weights)
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="xdepth-engine-bench-"))
     from xdepth import DepthEngine
 
@@ -175,14 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     large = make_jpegs(work / "12mp", counts["large"], 3000, 4000, 2_100_000_000)
     result: dict[str, Any] = {
         "variant": variant,
-        "random_init": args.weights is None,
+        "random_init": weights is None,
         "counts": counts,
         "outputs": list(OUTPUTS),
         "targets": TARGETS,
     }
     print(f"seed recipe on {counts['seed_images']} images ...", flush=True)
     result["seed"] = seed_recipe(
-        variant, args.weights, photos[: counts["seed_images"]], work / "seed-out"
+        variant, weights and str(weights), photos[: counts["seed_images"]], work / "seed-out"
     )
     seed_rate = result["seed"]["images_per_s"]
     result["artifacts"] = {}

@@ -22,26 +22,35 @@ def rss_bytes() -> int:
         return int(fh.read().split()[1]) * PAGE_BYTES
 
 
-def seed_recipe(variant: str, weights: str | None, paths: list[Path], out: Path) -> dict[str, Any]:
-    """The seed notebook's loop, writing a 16-bit depth PNG and an RGBA cutout per image."""
-    import torch
+class SeedRecipe:
+    """The seed notebook's per-image code: processor, fp32 eager model, bicubic upsample."""
 
-    from xdepth.export.load import load_model
-    from xdepth.export.reference import image_processor
+    def __init__(self, loaded: Any) -> None:
+        from xdepth.export.reference import image_processor
 
-    loaded = load_model(variant, weights=weights, random_init=weights is None)
-    model, processor = loaded.model.float().eval(), image_processor(loaded.card)
-    out.mkdir(parents=True, exist_ok=True)
+        self.model = loaded.model.float().eval()
+        self.processor = image_processor(loaded.card)
 
-    def one(path: Path) -> None:
-        image = Image.open(path)
-        inputs = processor(images=image, return_tensors="pt")
+    def depth(self, image: Image.Image) -> np.ndarray:
+        """The model's output at the image's size, as the seed computes it."""
+        import torch
+
+        inputs = self.processor(images=image, return_tensors="pt")
         with torch.no_grad():
-            predicted_depth = model(**inputs).predicted_depth
+            predicted_depth = self.model(**inputs).predicted_depth
         prediction = torch.nn.functional.interpolate(
             predicted_depth.unsqueeze(1), size=image.size[::-1], mode="bicubic", align_corners=False
         )
-        output = prediction.squeeze().cpu().numpy()
+        return prediction.squeeze().cpu().numpy()
+
+    def predict_many(self, images_u8: list[np.ndarray]) -> list[np.ndarray]:
+        """For fidelity scoring, like an artifact backend."""
+        return [self.depth(Image.fromarray(image)) for image in images_u8]
+
+    def __call__(self, path: Path, out: Path) -> None:
+        """One image: a 16-bit depth PNG and an RGBA cutout, written with Pillow's defaults."""
+        image = Image.open(path)
+        output = self.depth(image)
         formatted = (output * 255 / np.max(output)).astype("uint8")
         mask = Image.fromarray(np.where(formatted > 45, 255, 0).astype(np.uint8))
         lo, hi = float(output.min()), float(output.max())
@@ -50,10 +59,19 @@ def seed_recipe(variant: str, weights: str | None, paths: list[Path], out: Path)
         cutout = Image.composite(image.convert("RGBA"), Image.new("RGBA", image.size), mask)
         cutout.save(out / f"{path.stem}.cutout.png")
 
-    one(paths[0])  # warm-up: first-call allocations, lazy initialisation
+
+def seed_recipe(variant: str, weights: str | None, paths: list[Path], out: Path) -> dict[str, Any]:
+    """The seed notebook's loop, writing a 16-bit depth PNG and an RGBA cutout per image."""
+    import torch
+
+    from xdepth.export.load import load_model
+
+    one = SeedRecipe(load_model(variant, weights=weights, random_init=weights is None))
+    out.mkdir(parents=True, exist_ok=True)
+    one(paths[0], out)  # warm-up: first-call allocations, lazy initialisation
     start = time.perf_counter()
     for path in paths:
-        one(path)
+        one(path, out)
     seconds = time.perf_counter() - start
     return {
         "images": len(paths),

@@ -12,7 +12,9 @@ from xdepth.cli_options import (
     add_engine_args,
     add_model_args,
     add_post_args,
+    add_ray_args,
     open_model,
+    run_options,
     settings_from_args,
 )
 from xdepth.errors import XDepthError
@@ -64,18 +66,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if source.total == 0:
         print("xdepth run: the inputs hold no image files", file=sys.stderr)
         return EXIT_USAGE
+    if args.ray is not None:
+        from xdepth.ray_runner import run_from_args
+
+        summary = run_from_args(args, settings, source)
+        print(summary.describe())
+        return summary.exit_code
     backend = open_model(args)
     summary = run(
         backend,
         source,
         Path(args.output),
         settings,
-        overwrite=args.overwrite,
-        quiet=args.quiet,
-        readers=args.readers,
-        post_workers=args.post_workers,
-        max_in_flight=args.max_in_flight,
-        max_pixels=args.max_pixels,
+        **run_options(args),
     )
     print(summary.describe())
     return summary.exit_code
@@ -135,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_args(run)
     add_post_args(run)
     add_engine_args(run)
+    add_ray_args(run)
     run.set_defaults(func=_cmd_run)
 
     demo = sub.add_parser(
@@ -153,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_args(demo, default_variant=None)
     demo.add_argument("--quiet", action="store_true", help="no messages about the export")
     demo.set_defaults(func=_cmd_demo)
+
+    # Like export, bench registers itself; torch and openvino load only when it runs.
+    from xdepth.bench.cli import add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 

@@ -131,6 +131,35 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--quiet", action="store_true", help="no progress bar or error lines")
 
 
+def add_ray_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Ray (the same job on a Ray Data actor pool; xdepth[ray])")
+    group.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run on Ray: the cluster at ADDRESS (auto, HOST:PORT, ray://HOST:PORT), or without "
+        "ADDRESS RAY_ADDRESS, a running local Ray or a new one; needs --artifact",
+    )
+    group.add_argument(
+        "--ray-actors", type=int, metavar="N", help="actors (default: as many as the nodes fit)"
+    )
+    group.add_argument(
+        "--ray-cpus-per-actor",
+        type=int,
+        metavar="N",
+        help="CPUs Ray reserves per actor = its OpenVINO threads (default: a node's CPUs)",
+    )
+    group.add_argument(
+        "--ray-batch-size", type=int, metavar="N", help="images per actor call (default <= 32)"
+    )
+    group.add_argument(
+        "--ray-numa",
+        action="store_true",
+        help="confine each actor to a NUMA node no other actor of its machine holds",
+    )
+
+
 def _streams(text: str) -> int | str:
     if text.upper() == "AUTO":
         return "AUTO"
@@ -143,6 +172,12 @@ def _streams(text: str) -> int | str:
     if value < 1:
         raise argparse.ArgumentTypeError(f"streams must be at least 1, got {value}")
     return value
+
+
+def run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The job options of `xdepth run` that every runner (local, Ray) takes alike."""
+    names = ("overwrite", "quiet", "readers", "post_workers", "max_in_flight", "max_pixels")
+    return {name: getattr(args, name) for name in names}
 
 
 def settings_from_args(args: argparse.Namespace) -> PostSettings:

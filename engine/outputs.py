@@ -8,8 +8,10 @@ image and depth give the same bytes.
 
 from __future__ import annotations
 
+import dataclasses
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -76,6 +78,27 @@ class DepthResult:
     @property
     def metric(self) -> bool:
         return self.semantics == METRIC
+
+    def with_settings(self, **changes: Any) -> DepthResult:
+        """This image and depth under changed post settings (``threshold="otsu"``, ...).
+
+        Masks, cutouts and files are derived from the depth alone, so trying another policy
+        or feather costs no second inference.
+        """
+        try:
+            settings = dataclasses.replace(self.settings, **changes)
+        except TypeError as exc:
+            raise SettingsError(f"bad settings: {exc}") from None
+        return DepthResult(
+            self.image,
+            self.depth,
+            settings,
+            semantics=self.semantics,
+            f_35mm=self.f_35mm,
+            background_image=self._background_image,
+            path=self.path,
+            rel=self.rel,
+        )
 
     @cached_property
     def depth_m(self) -> np.ndarray:

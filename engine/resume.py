@@ -126,6 +126,33 @@ class OutputFolder:
             raise
         return self
 
+    def attach(self) -> OutputFolder:
+        """Write into an OUT that another process opened and holds (the driver of a Ray job).
+
+        No lock and no temp-file sweep: those are the opener's. The job file must record
+        these very settings, so a worker whose libraries or effective inference precision
+        differ from the driver's never mixes its bytes into the job; outputs that exist
+        count as done, so a retried batch skips what it already wrote.
+        """
+        path = self.root / JOB_FILE
+        try:
+            job = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise JobConflict(
+                f"{path}: cannot read the job file ({exc}); the job's driver writes it, and "
+                "workers see it only when OUT is on a filesystem they share, at the same path"
+            ) from None
+        if job.get("settings_sha256") != self.sha256:
+            changed = _differences(job.get("settings", {}), self.record)
+            shown = "\n  ".join(changed[:8]) or "(settings hash differs)"
+            raise JobConflict(
+                f"{self.root}: this worker's settings differ from the job's:\n  {shown}\n"
+                "Install the same versions on every node and use nodes of one CPU kind"
+            )
+        self._real_root = self.root.resolve()
+        self.resuming = True
+        return self
+
     def _lock(self) -> None:
         fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:

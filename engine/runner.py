@@ -9,7 +9,6 @@ each stage waited for input or on the next stage) is printed and written to OUT/
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,13 +18,22 @@ from typing import IO, Any
 from xdepth.imageio import DEFAULT_MAX_PIXELS, ImageReadError, read_image
 from xdepth.inference import Inference, make_inference
 from xdepth.inputs import InputItem, InputSource
-from xdepth.pipeline import Pipeline, Task
+from xdepth.pipeline import Pipeline
 from xdepth.post import parse_policy
 from xdepth.post.encoders import write_atomic
 from xdepth.resume import OutputFolder, settings_record
 from xdepth.settings import PostSettings, SettingsError, background_kind
 
-__all__ = ["RunSummary", "check_settings", "load_background", "run"]
+__all__ = [
+    "JobLog",
+    "RunSummary",
+    "check_settings",
+    "job_pipeline",
+    "load_background",
+    "open_job",
+    "run",
+    "write_run_file",
+]
 ERRORS_FILE = "errors.jsonl"
 RUN_FILE = "run.json"
 _ERRORS_IN_SUMMARY = 20
@@ -52,6 +60,7 @@ class RunSummary:
     resumed: bool = False
     removed_temp_files: int = 0
     interrupted: bool = False
+    ray: dict[str, Any] | None = None  # the actor pool of a Ray job (xdepth.ray_runner)
 
     @property
     def images_per_s(self) -> float:
@@ -82,7 +91,7 @@ class RunSummary:
             "removed_temp_files": self.removed_temp_files,
             "interrupted": self.interrupted,
             "errors_shown": self.errors[:_ERRORS_IN_SUMMARY],
-        }
+        } | ({"ray": self.ray} if self.ray is not None else {})
 
     def describe(self) -> str:
         lines = [
@@ -102,6 +111,13 @@ class RunSummary:
         ]
         lines.append(f"waited on the next stage: {', '.join(waits)}")
         lines.append(f"waited for input: {', '.join(starved)}")
+        if self.ray:
+            pool = self.ray
+            plural = "s" if pool["actors"] != 1 else ""
+            lines.append(
+                f"Ray: {pool['actors']} actor{plural} x {pool['cpus_per_actor']} CPUs, start-up "
+                f"{pool.get('startup_s')} s, then {pool.get('steady_images_per_s')} images/s"
+            )
         if self.failed:
             lines.append(f"failures are listed in {Path(self.out) / ERRORS_FILE}")
         if self.interrupted:
@@ -129,34 +145,103 @@ def load_background(settings: PostSettings, max_pixels: int = DEFAULT_MAX_PIXELS
         raise SettingsError(f"--background: {exc}") from None
 
 
-class _ErrorLog:
-    """OUT/errors.jsonl (this run's failures), written line by line as they happen."""
+class JobLog:
+    """The caller's side of a job, shared by the local and the Ray runner: the counts of the
+    summary, the progress bar, and OUT/errors.jsonl, written line by line as failures happen.
 
-    def __init__(self, path: Path, quiet: bool, echo: Any) -> None:
-        self.handle: IO[str] = path.open("w", encoding="utf-8")
-        self.quiet, self.echo = quiet, echo
+    As a context manager it times the job (from entry, or from `start` reset) and, however
+    the job ends, closes the log and writes OUT/run.json; Ctrl-C marks it interrupted.
+    """
 
-    def add(self, task: Task) -> dict[str, str]:
-        stage, reason = task.error or ("", "")
-        entry = {"path": str(task.path or f"#{task.index}"), "stage": stage, "reason": reason}
-        self.handle.write(json.dumps(entry) + "\n")
-        self.handle.flush()
-        if not self.quiet:
-            self.echo(f"xdepth: {stage} failed: {reason}")
-        return entry
+    def __init__(self, summary: RunSummary, total: int | None, quiet: bool) -> None:
+        self.summary, self.quiet = summary, quiet
+        self.bar = _progress_bar(total, quiet)
+        self.handle: IO[str] = (Path(summary.out) / ERRORS_FILE).open("w", encoding="utf-8")
+        self.start = time.perf_counter()
+
+    def __enter__(self) -> JobLog:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            self.summary.interrupted = True
+        self.close()
+        self.summary.seconds = time.perf_counter() - self.start
+        write_run_file(self.summary)
+
+    def add(
+        self, path: str, error: tuple[str, str] | None, *, skipped: bool = False, done: bool = True
+    ) -> None:
+        """One image's outcome: failed (error: stage, reason), skipped, or ok when done."""
+        summary = self.summary
+        if error:
+            stage, reason = error
+            entry = {"path": path, "stage": stage, "reason": reason}
+            self.handle.write(json.dumps(entry) + "\n")
+            self.handle.flush()
+            if not self.quiet:
+                self.bar.write(f"xdepth: {stage} failed: {reason}")
+            summary.failed += 1
+            summary.errors.append(entry)
+        elif skipped:
+            summary.skipped += 1
+        elif done:
+            summary.ok += 1
+        self.bar.update(1)
+        if summary.failed:
+            self.bar.set_postfix(failed=summary.failed, refresh=False)
 
     def close(self) -> None:
+        self.bar.close()
         self.handle.close()
 
 
+def write_run_file(summary: RunSummary) -> None:
+    """OUT/run.json: the summary, replaced atomically."""
+    report = json.dumps(summary.as_dict(), indent=2) + "\n"
+    write_atomic(Path(summary.out) / RUN_FILE, report.encode())
+
+
+def open_job(
+    inference: Inference, settings: PostSettings, out: str | Path, overwrite: bool, max_pixels: int
+) -> tuple[OutputFolder, RunSummary, Any]:
+    """Every runner's checks before its first image: settings the model can serve, the
+    --background image (or None), and OUT for these settings (to open) with its summary."""
+    check_settings(inference, settings)
+    background = load_background(settings, max_pixels)
+    folder = OutputFolder(out, settings_record(inference.identity(), settings), overwrite)
+    return folder, RunSummary(out=str(out), model=inference.label), background
+
+
+def job_pipeline(
+    inference: Inference, settings: PostSettings, folder: OutputFolder, **options: Any
+) -> Pipeline:
+    """The pipeline of a job writing into `folder`: images whose outputs are complete are
+    skipped, the others written atomically. `options` are Pipeline's (readers, ...)."""
+    suffixes = settings.file_suffixes
+    return Pipeline(
+        inference,
+        settings,
+        writer=lambda task, files: folder.write(task.rel, files),
+        skip=lambda task: task.rel is not None and folder.complete(task.rel, suffixes),
+        **options,
+    )
+
+
 def _progress_bar(total: int | None, quiet: bool) -> Any:
+    """A terminal bar, or a widget in a Jupyter kernel (tqdm.auto picks).
+
+    `disable=None` is tqdm's "silent unless stderr is a terminal" in the terminal, and
+    "always shown" for the notebook widget, whose output is never a terminal.
+    """
     from tqdm.auto import tqdm
 
     return tqdm(
         total=total,
         unit="img",
         desc="xdepth",
-        disable=quiet or not sys.stderr.isatty(),
+        disable=True if quiet else None,
         dynamic_ncols=True,
         smoothing=0.1,
     )
@@ -178,52 +263,29 @@ def run(
     """Process `inputs` into `out`; see the module docstring. Raises on usage errors only."""
     settings = settings or PostSettings()
     inference = make_inference(backend)
-    check_settings(inference, settings)
-    background = load_background(settings, max_pixels)
     source = inputs if isinstance(inputs, InputSource) else InputSource(list(inputs))
     source = source.excluding(out)
-    suffixes = settings.file_suffixes
-    folder = OutputFolder(out, settings_record(inference.identity(), settings), overwrite)
-    summary = RunSummary(out=str(out), model=inference.label)
+    folder, summary, background = open_job(inference, settings, out, overwrite, max_pixels)
     with folder:
         summary.resumed = folder.resuming
         summary.removed_temp_files = len(folder.removed_temp_files)
-        pipeline = Pipeline(
+        pipeline = job_pipeline(
             inference,
             settings,
+            folder,
             readers=readers,
             post_workers=post_workers,
             max_in_flight=max_in_flight,
             max_pixels=max_pixels,
             background_image=background,
-            writer=lambda task, files: folder.write(task.rel, files),
-            skip=lambda task: task.rel is not None and folder.complete(task.rel, suffixes),
         )
-        bar = _progress_bar(source.total, quiet)
-        errors = _ErrorLog(Path(out) / ERRORS_FILE, quiet, bar.write)
         busy_before = inference.clock.seconds
-        start = time.perf_counter()
-        try:
-            for task in pipeline.results(source):
-                if task.error:
-                    summary.failed += 1
-                    summary.errors.append(errors.add(task))
-                elif task.skipped:
-                    summary.skipped += 1
-                elif not task.cancelled:
-                    summary.ok += 1
-                bar.update(1)
-                if summary.failed:
-                    bar.set_postfix(failed=summary.failed, refresh=False)
-        except KeyboardInterrupt:
-            summary.interrupted = True
-            raise
-        finally:
-            bar.close()
-            errors.close()
-            summary.seconds = time.perf_counter() - start
-            summary.model_seconds = inference.clock.seconds - busy_before
-            summary.stages = {name: s.as_dict() for name, s in pipeline.stats.items()}
-            report = json.dumps(summary.as_dict(), indent=2) + "\n"
-            write_atomic(Path(out) / RUN_FILE, report.encode())
+        with JobLog(summary, source.total, quiet) as log:
+            try:
+                for task in pipeline.results(source):
+                    path = str(task.path or f"#{task.index}")
+                    log.add(path, task.error, skipped=task.skipped, done=not task.cancelled)
+            finally:
+                summary.model_seconds = inference.clock.seconds - busy_before
+                summary.stages = {name: s.as_dict() for name, s in pipeline.stats.items()}
     return summary

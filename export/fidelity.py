@@ -35,7 +35,7 @@ class Predictor(Protocol):
     def predict_many(self, images_u8: list[np.ndarray]) -> list[np.ndarray]: ...
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def model_outputs(loaded: LoadedModel, pre: Preprocess, inputs_u8: np.ndarray) -> np.ndarray:
     """fp32 inverse depth N x h x w of uint8 inputs already at the model's input size."""
     graph = InverseDepth(loaded.model.float().eval())
@@ -43,7 +43,7 @@ def model_outputs(loaded: LoadedModel, pre: Preprocess, inputs_u8: np.ndarray) -
     return np.concatenate(outs).astype(np.float32)
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def upsample(depth: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     """The seed recipe's upsample: torch bicubic, align_corners=False."""
     tensor = torch.from_numpy(np.ascontiguousarray(depth, np.float32))[None, None]

@@ -55,13 +55,16 @@ class ReferenceBackend:
         if threads:
             torch.set_num_threads(threads)
 
-    @torch.inference_mode()
+    # no_grad, not inference_mode: transformers caches tensors made in the forward pass (BEiT's
+    # relative position index), and inference tensors in that cache break any later training
+    # in the same process ("Inference tensors cannot be saved for backward").
+    @torch.no_grad()
     def infer(self, image_u8: np.ndarray) -> torch.Tensor:
         """uint8 HxWx3 RGB -> predicted depth 1xhxw at model resolution (torch, fp32)."""
         inputs = self.processor(images=Image.fromarray(image_u8), return_tensors="pt")
         return self.model(**inputs).predicted_depth
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def predict(self, image_u8: np.ndarray) -> np.ndarray:
         """uint8 HxWx3 RGB -> float32 HxW model output at the original size (seed upsample)."""
         predicted = self.infer(image_u8)

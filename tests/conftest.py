@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -39,3 +42,13 @@ def shipped_model_accurate() -> tuple[bool, str]:
     if iou >= 0.90 and d1 >= 0.90:
         return True, ""
     return False, f"shipped xdepth-tiny misses its targets (IoU {iou:.2f}, delta1 {d1:.2f})"
+
+
+def modules_loaded_by(statements: str, roots: tuple[str, ...]) -> list[str]:
+    """Top-level packages among `roots` that `statements` import, in a fresh interpreter."""
+    code = (
+        f"import json, sys\n{statements}\n"
+        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({roots!r}))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -28,7 +28,7 @@ def _save(name: str, folder: Path) -> None:
 
 
 def _out(model: torch.nn.Module, pixels: np.ndarray) -> np.ndarray:
-    with torch.inference_mode():
+    with torch.no_grad():
         return model(pixel_values=torch.from_numpy(pixels)).predicted_depth.numpy()
 
 

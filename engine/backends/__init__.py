@@ -20,7 +20,7 @@ def open_artifact(artifact_dir: str | Path, **options: Any) -> ArtifactBackend:
     """The backend for an artifact folder, after checking its manifest and files.
 
     Options go to the backend: OpenVINO takes cache_dir, use_cache, hint, streams, threads,
-    inference_precision and device; the torch graph takes threads. `check_sha256=False`
+    inference_precision, cpu_pinning and device; the torch graph takes threads. `check_sha256=False`
     skips hashing the files (their sizes are still checked).
     """
     manifest: Manifest = load_manifest(artifact_dir, options.pop("check_sha256", True))

@@ -55,6 +55,8 @@ class OpenVINOBackend(ArtifactBackend):
     Options override the manifest's runtime hints: `hint` is OpenVINO's performance mode,
     `streams` and `threads` pin NUM_STREAMS and INFERENCE_NUM_THREADS, and
     `inference_precision` (f32, bf16) replaces the precision the artifact was measured with.
+    `cpu_pinning` sets ENABLE_CPU_PINNING: OpenVINO pins stream threads to the first CPUs
+    the process may use, so processes sharing CPUs must turn it off or collide on them.
     The f32 hint is always set explicitly: on CPUs with bf16 support OpenVINO otherwise
     computes in bf16. Compile properties the exporter recorded in the manifest
     (runtime.ov_properties) are applied first.
@@ -72,6 +74,7 @@ class OpenVINOBackend(ArtifactBackend):
         streams: int | str | None = None,
         threads: int | None = None,
         inference_precision: str | None = None,
+        cpu_pinning: bool | None = None,
         device: str = "CPU",
         check_sha256: bool = True,
     ) -> None:
@@ -90,6 +93,8 @@ class OpenVINOBackend(ArtifactBackend):
         self.config = _manifest_properties(self.manifest) | _compile_config(
             self.hint, self.requested_precision, streams, threads
         )
+        if cpu_pinning is not None:
+            self.config["ENABLE_CPU_PINNING"] = bool(cpu_pinning)
         start = time.perf_counter()
         # Compiling from the path (not a read ov.Model) lets a cache hit skip reading the IR.
         self.compiled = self.core.compile_model(str(self.manifest.model_file), device, self.config)

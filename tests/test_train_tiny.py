@@ -1,0 +1,94 @@
+"""The tiny-model trainer: reproducible, its weights load through the normal offline path.
+
+A short run on the smallest test card: the shipped xdepth-tiny is trained the same way, only
+longer (`python -m xdepth.export.train_tiny --out configs/weights/xdepth-tiny`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from xdepth.export.load import load_model
+from xdepth.export.train_tiny import aligned_log_error, depth_loss, main
+from xdepth.scenes import make_scene
+
+ARGS = ["--variant", "tiny-dpt-beit", "--steps", "12", "--pool", "16", "--batch", "4"]
+ARGS += ["--val-every", "6", "--val-scenes", "2", "--eval-scenes", "2", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("train")
+    for name in ("a", "b"):
+        assert main([*ARGS, "--out", str(root / name)]) == 0
+    return root / "a", root / "b"
+
+
+def test_same_seed_same_weights(two_runs: tuple[Path, Path]) -> None:
+    a, b = two_runs
+    assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+
+
+def test_log_records_the_run_and_the_kept_step(two_runs: tuple[Path, Path]) -> None:
+    log = json.loads((two_runs[0] / "train_log.json").read_text())
+    assert (log["variant"], log["steps"], log["pool_scenes"], log["batch"]) == (
+        "tiny-dpt-beit",
+        12,
+        16,
+        4,
+    )
+    assert log["kept_step"] in (6, 12)
+    assert 0.0 <= log["held_out"]["mask_iou_mean"] <= 1.0
+    assert log["held_out"]["scenes"] == 2
+
+
+def test_weights_load_offline_and_predict(two_runs: tuple[Path, Path], no_network) -> None:
+    loaded = load_model("tiny-dpt-beit", weights=two_runs[0])
+    h, w = loaded.card.input_hw
+    with torch.no_grad():
+        out = loaded.model(pixel_values=torch.zeros(1, 3, h, w)).predicted_depth
+    assert out.shape[-2:] == (h, w) and torch.isfinite(out).all()
+
+
+def test_loss_is_zero_only_at_the_target() -> None:
+    inv = 1.0 / torch.from_numpy(make_scene(3, 64, 64).depth_m)[None]
+    target = inv / inv.amax()
+    assert float(depth_loss(target, target, 0.0, 0.5, 1.0)) == pytest.approx(0.0, abs=1e-5)
+    for wrong in (target * 1.2, target.flip(-1), torch.full_like(target, float(target.mean()))):
+        assert float(depth_loss(wrong, target, log_weight=0.5)) > 0.01
+
+
+def test_refuses_a_pool_outside_the_training_seeds(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="TRAIN_SEEDS"):
+        main([*ARGS, "--seed", str(10**9), "--out", str(tmp_path)])
+    assert not (tmp_path / "model.safetensors").exists()
+
+
+def test_init_continues_from_earlier_weights(two_runs: tuple[Path, Path], tmp_path: Path) -> None:
+    start = two_runs[0]
+    assert main([*ARGS, "--init", str(start), "--lr", "1e-12", "--out", str(tmp_path)]) == 0
+    before = load_file(str(start / "model.safetensors"))
+    after = load_file(str(tmp_path / "model.safetensors"))
+    assert before.keys() == after.keys()
+    for name, value in before.items():
+        torch.testing.assert_close(after[name], value, rtol=0, atol=1e-6, msg=name)
+    assert json.loads((tmp_path / "train_log.json").read_text())["init"] == str(start)
+
+
+def test_aligned_error_ignores_scale_and_shift_but_not_shape() -> None:
+    inv = 1.0 / torch.from_numpy(make_scene(5, 64, 64).depth_m)[None]
+    target = inv / inv.amax()
+    affine = aligned_log_error(3.0 * target + 0.2, target)
+    assert float(affine.max()) < 1e-4
+    # The background is most pixels and small: a wall tilted by +-5 % of the peak leaves
+    # delta1's band (log 1.25 = 0.22) after any scale and shift, though L1 barely sees it.
+    tilt = 0.05 * torch.linspace(-1, 1, target.shape[-1])
+    background = target < 0.2
+    wrong = torch.where(background, target + tilt, target)
+    assert float(aligned_log_error(wrong, target)[background].mean()) > 0.2
+    assert float((wrong - target).abs().mean()) < 0.03
