@@ -124,6 +124,7 @@ def readme_table(cells: list[dict[str, Any]], results_label: str) -> str:
         lines.append(f"  - {first['cpu_model']}. {_peaks_line(first)}")
     lines += ["", HEADER, *(_row(c) for c in rows), ""]
     lines += benchmark_app_lines(rows)
+    lines += precision_lines(rows)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -149,6 +150,7 @@ def benchmark_app_ratios(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ratio = max(ours) / app["images_per_s"]["median"]
         out.append(
             {
+                "machine": app.get("machine"),  # known once loaded from a results folder
                 "variant": app["variant"],
                 "random_init": app["random_init"],
                 "precision": app["precision"],
@@ -164,11 +166,44 @@ def benchmark_app_ratios(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def benchmark_app_lines(cells: list[dict[str, Any]]) -> list[str]:
     return [
-        f"- {_variant(r)} OpenVINO {r['precision']}: xdepth model-only reaches "
+        f"- {r['machine'] or 'this run'}, {_variant(r)} OpenVINO {r['precision']}: "
+        "xdepth model-only reaches "
         f"{100 * r['ratio']:.0f} % of benchmark_app on the same IR (target "
         f"{100 * r['target']:.0f} %)"
         for r in benchmark_app_ratios(cells)
     ]
+
+
+BF16_PEAK_TARGET_PCT = 80.0  # bf16 model-only TFLOP/s as a share of the bf16 matmul peak
+INT8_OVER_BF16_TARGET = 1.5  # int8 model-only images/s over bf16's, same variant and run
+
+
+def precision_lines(cells: list[dict[str, Any]]) -> list[str]:
+    """Per variant and run: bf16's share of its matmul peak, and int8's speed-up over bf16."""
+    best: dict[tuple, dict[str, dict[str, Any]]] = {}
+    for cell in cells:
+        if cell["contender"] != "xdepth" or cell["mode"] != "model-only" or cell.get("error"):
+            continue
+        key = (cell["machine"], cell["result_file"], cell["variant"])
+        held = best.setdefault(key, {}).get(cell["precision"])
+        if held is None or cell["images_per_s"]["median"] > held["images_per_s"]["median"]:
+            best[key][cell["precision"]] = cell
+    lines = []
+    for key in sorted(best):
+        bf16, int8 = best[key].get("bf16"), best[key].get("int8")
+        if bf16 is not None and bf16.get("pct_of_peak") is not None:
+            lines.append(
+                f"- {key[0]}, {_variant(bf16)} OpenVINO bf16 model-only: "
+                f"{bf16['pct_of_peak']:.1f} % of "
+                f"the bf16 matmul peak (target {BF16_PEAK_TARGET_PCT:.0f} %)"
+            )
+        if bf16 is not None and int8 is not None:
+            ratio = int8["images_per_s"]["median"] / bf16["images_per_s"]["median"]
+            lines.append(
+                f"- {key[0]}, {_variant(int8)} OpenVINO int8 model-only: {ratio:.2f}x bf16 "
+                f"(target {INT8_OVER_BF16_TARGET}x)"
+            )
+    return lines
 
 
 def summary_lines(cells: list[dict[str, Any]]) -> list[str]:

@@ -20,6 +20,7 @@ the same checkpoint: mask IoU 0.73 and max relative error 0.62 with the default,
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ import nncf
 import numpy as np
 import openvino as ov
 import torch
+from nncf.common.logging import nncf_logger
 from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 from openvino.preprocess import PrePostProcessor
 
@@ -191,8 +193,14 @@ def _snippets_off_everywhere() -> Iterator[None]:
         return compile_model(self, model, device_name, merged, **kwargs)
 
     # The method itself, so Core objects made anywhere (ov.compile_model too) are covered.
-    with mock.patch.object(ov.Core, "compile_model", without_snippets):
-        yield
+    # NNCF also logs every node it leaves float at INFO, on stdout: keep warnings only.
+    level = nncf_logger.level
+    nncf_logger.setLevel(logging.WARNING)
+    try:
+        with mock.patch.object(ov.Core, "compile_model", without_snippets):
+            yield
+    finally:
+        nncf_logger.setLevel(level)
 
 
 def quantize_int8(

@@ -23,12 +23,8 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
-def shipped_model_accurate() -> tuple[bool, str]:
-    """Whether the shipped xdepth-tiny meets its own targets (mask IoU and delta1 >= 0.90).
-
-    Fidelity floors (bf16, int8 against fp32) only mean something on an accurate model: on
-    a model whose output is near zero in places, relative metrics measure noise.
-    """
+def shipped_model_scores() -> tuple[float, float] | None:
+    """Held-out (mask IoU, delta1) the shipped xdepth-tiny's train log records, if shipped."""
     import json
 
     from xdepth.registry import get_card
@@ -36,12 +32,29 @@ def shipped_model_accurate() -> tuple[bool, str]:
 
     folder = local_weights(get_card("xdepth-tiny"))
     if folder is None or not (folder / "train_log.json").is_file():
-        return False, "the xdepth-tiny weights are not in this checkout"
+        return None
     held_out = json.loads((folder / "train_log.json").read_text())["held_out"]
-    iou, d1 = held_out["mask_iou_mean"], held_out["delta1_mean"]
-    if iou >= 0.90 and d1 >= 0.90:
+    return held_out["mask_iou_mean"], held_out["delta1_mean"]
+
+
+def shipped_model_accurate(need_iou: float = 0.90, need_delta1: float = 0.90) -> tuple[bool, str]:
+    """Whether the shipped xdepth-tiny reaches these held-out scores (default: its targets).
+
+    Fidelity floors (bf16, int8 against fp32) only mean something on a model with real
+    structure (delta1 >= 0.90): on a model whose output is near zero in places, relative
+    metrics measure noise. Accuracy against ground truth needs both targets.
+    """
+    scores = shipped_model_scores()
+    if scores is None:
+        return False, "the xdepth-tiny weights are not in this checkout"
+    iou, d1 = scores
+    if iou >= need_iou and d1 >= need_delta1:
         return True, ""
-    return False, f"shipped xdepth-tiny misses its targets (IoU {iou:.2f}, delta1 {d1:.2f})"
+    return (
+        False,
+        f"shipped xdepth-tiny scores IoU {iou:.2f}, delta1 {d1:.2f} "
+        f"(needs {need_iou:.2f}, {need_delta1:.2f})",
+    )
 
 
 def modules_loaded_by(statements: str, roots: tuple[str, ...]) -> list[str]:

@@ -30,9 +30,13 @@ CARD = get_card("xdepth-tiny")
 pytestmark = pytest.mark.skipif(
     local_weights(CARD) is None, reason="the xdepth-tiny weights are not in this checkout"
 )
-# Floors against fp32 only mean something on an accurate model (see conftest).
-ACCURATE, WHY_NOT = shipped_model_accurate()
-needs_accurate_model = pytest.mark.skipif(not ACCURATE, reason=WHY_NOT)
+# Floors against fp32 need a model with structure; ground truth targets an accurate one.
+needs_structured_model = pytest.mark.skipif(
+    not shipped_model_accurate(need_iou=0.0)[0], reason=shipped_model_accurate(need_iou=0.0)[1]
+)
+needs_accurate_model = pytest.mark.skipif(
+    not shipped_model_accurate()[0], reason=shipped_model_accurate()[1]
+)
 EVAL_SEEDS = range(HELD_OUT_BASE_SEED + 700, HELD_OUT_BASE_SEED + 708)
 H, W = CARD.input_hw
 
@@ -91,7 +95,7 @@ def test_f32_reproduces_the_recipe(
         assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
 
 
-@needs_accurate_model
+@needs_structured_model
 def test_bf16_keeps_delta1(
     artifacts: Artifacts, scenes: list[Scene], recipe: list[np.ndarray]
 ) -> None:
@@ -103,7 +107,7 @@ def test_bf16_keeps_delta1(
     assert np.mean(scores) >= 0.99
 
 
-@needs_accurate_model
+@needs_structured_model
 def test_int8_keeps_delta1_and_the_mask(
     artifacts: Artifacts, scenes: list[Scene], recipe: list[np.ndarray]
 ) -> None:
@@ -111,7 +115,6 @@ def test_int8_keeps_delta1_and_the_mask(
     fidelity = manifest.fidelity
     assert fidelity["floors"] == {"delta1": 0.97} and fidelity["passed"]
     assert fidelity["vs_reference"]["delta1"] >= 0.97
-    assert fidelity["vs_ground_truth"]["artifact"]["mask_iou"] >= 0.88
     assert (manifest.calibration or {})["images"]["count"] == 64
 
     got = _predict(artifacts["int8"], scenes)
@@ -119,8 +122,18 @@ def test_int8_keeps_delta1_and_the_mask(
     iou = [mask_iou(recipe_mask(g), s.mask) for g, s in zip(got, scenes, strict=True)]
     iou_fp32 = [mask_iou(recipe_mask(r), s.mask) for r, s in zip(recipe, scenes, strict=True)]
     assert np.mean(d1) >= 0.97
-    assert np.mean(iou) >= 0.88
     assert np.mean(iou) >= np.mean(iou_fp32) - 0.03  # int8 costs at most 3 points of IoU
+
+
+@needs_accurate_model
+def test_int8_mask_against_ground_truth(artifacts: Artifacts, scenes: list[Scene]) -> None:
+    manifest = load_manifest(artifacts["int8"])
+    assert manifest.fidelity["vs_ground_truth"]["artifact"]["mask_iou"] >= 0.88
+    got = _predict(artifacts["int8"], scenes)
+    assert (
+        np.mean([mask_iou(recipe_mask(g), s.mask) for g, s in zip(got, scenes, strict=True)])
+        >= 0.88
+    )
 
 
 def test_int8_with_accuracy_control(tmp_path: Path) -> None:
