@@ -61,7 +61,10 @@ class BusyClock:
 
 
 class Inference:
-    """Synchronous inference; subclasses add the asynchronous OpenVINO path."""
+    """Synchronous inference; asynchronous subclasses add `set_callback` and `start`.
+
+    Callers check `asynchronous` before using those two, so the synchronous class has none.
+    """
 
     asynchronous = False
     requests = 1
@@ -139,12 +142,6 @@ class Inference:
         if callable(describe):
             return dict(describe())
         return {"kind": "object", "backend": self.name, "label": self.label}
-
-    def start(self, model_input: np.ndarray, userdata: Any) -> None:
-        raise NotImplementedError("synchronous inference has no start(); call run()")
-
-    def set_callback(self, done: Done) -> None:
-        raise NotImplementedError("synchronous inference has no callback")
 
     def wait_all(self) -> None:
         """Nothing is ever in flight for a synchronous backend."""

@@ -16,7 +16,6 @@ from test_inputs import bad_files  # the same bad files, read through the whole 
 import xdepth
 from xdepth.api import ImageFailed
 from xdepth.cli import main
-from xdepth.export.artifact import export
 from xdepth.export.load import load_model
 from xdepth.export.reference import ReferenceBackend
 from xdepth.imageio import load_rgb
@@ -24,15 +23,6 @@ from xdepth.post import TEMP_PREFIX
 from xdepth.scenes import make_scene
 
 DEFAULT_FILES = ("depth16.png", "depth-color.png", "mask.png", "cutout.png")
-
-
-@pytest.fixture(scope="session")
-def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tiny-dpt-beit (random weights) exported to OpenVINO f32, once per test session."""
-    target = tmp_path_factory.getbasetemp() / "tiny-dpt-beit-openvino-f32"
-    if not (target / "manifest.json").is_file():
-        export("tiny-dpt-beit", target, random_init=True, precision="f32", fidelity_images=1)
-    return target
 
 
 @pytest.fixture(autouse=True)

@@ -12,14 +12,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import openvino as ov
 import pytest
-import torch
 
 from xdepth import registry
 from xdepth.artifact import load_manifest
@@ -34,6 +32,8 @@ from xdepth.export.torch_export import FlavourUnavailable
 from xdepth.preprocess import resize_for_model
 from xdepth.registry import get_card
 from xdepth.scenes import HELD_OUT_BASE_SEED, make_scene
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TINY = [card.name for card in registry.test_cards()]
 SEED = HELD_OUT_BASE_SEED + 500  # a held-out scene the export never saw
@@ -69,16 +69,6 @@ class Exported:
         folder = self.folders[precision]
         assert isinstance(folder, Path), f"{self.name} {precision} export failed: {folder}"
         return folder
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny models run as fast on one thread, which is immune to OpenMP's spin-waiting
-    when other work shares the 2 cores (measured: 2.5 s instead of 0.04 s per forward)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module", params=TINY)

@@ -10,12 +10,10 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from conftest import shipped_model_accurate
 
 from xdepth.artifact import load_manifest
@@ -28,6 +26,8 @@ from xdepth.metrics import inv_depth_agreement, mask_iou, recipe_mask
 from xdepth.registry import get_card
 from xdepth.scenes import HELD_OUT_BASE_SEED, make_scene
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TRAINED = shipped_model_accurate(need_iou=0.0)[0]  # a model with structure (conftest)
 MODEL = "xdepth-tiny" if TRAINED else "tiny-dpt-beit"
 SEEDS = [HELD_OUT_BASE_SEED + 600 + i for i in range(3)]  # not among the fidelity images
@@ -36,16 +36,6 @@ SEEDS = [HELD_OUT_BASE_SEED + 600 + i for i in range(3)]  # not among the fideli
 def _scene_rgb(seed: int) -> np.ndarray:
     h, w = get_card(MODEL).input_hw
     return make_scene(seed, h + h // 2, w + w // 2).rgb
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny models run as fast on one thread, which is immune to OpenMP's spin-waiting
-    when other work shares the 2 cores (measured: 2.5 s instead of 0.04 s per forward)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,10 @@ on held-out scenes the export never saw (neither calibration nor fidelity images
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from conftest import shipped_model_accurate
 
 from xdepth.artifact import load_manifest
@@ -27,9 +25,12 @@ from xdepth.scenes import HELD_OUT_BASE_SEED, Scene, make_scene
 from xdepth.weights import local_weights
 
 CARD = get_card("xdepth-tiny")
-pytestmark = pytest.mark.skipif(
-    local_weights(CARD) is None, reason="the xdepth-tiny weights are not in this checkout"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        local_weights(CARD) is None, reason="the xdepth-tiny weights are not in this checkout"
+    ),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 # Floors against fp32 need a model with structure; ground truth targets an accurate one.
 needs_structured_model = pytest.mark.skipif(
     not shipped_model_accurate(need_iou=0.0)[0], reason=shipped_model_accurate(need_iou=0.0)[1]
@@ -39,16 +40,6 @@ needs_accurate_model = pytest.mark.skipif(
 )
 EVAL_SEEDS = range(HELD_OUT_BASE_SEED + 700, HELD_OUT_BASE_SEED + 708)
 H, W = CARD.input_hw
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny models run as fast on one thread, which is immune to OpenMP's spin-waiting
-    when other work shares the 2 cores (measured: 2.5 s instead of 0.04 s per forward)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class Artifacts:

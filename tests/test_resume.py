@@ -14,7 +14,6 @@ import pytest
 from PIL import Image
 
 from xdepth.cli import main
-from xdepth.export.artifact import export
 from xdepth.post import TEMP_PREFIX
 from xdepth.resume import JOB_FILE, LOCK_FILE, OutputFolder
 from xdepth.scenes import make_scene
@@ -24,15 +23,6 @@ SUFFIXES = ("depth16.png", "mask.png", "cutout.png", "depth.npy")
 BOOKKEEPING = {JOB_FILE, LOCK_FILE, "run.json", "errors.jsonl"}
 IMAGES = 20
 FED_BEFORE_KILL = 12
-
-
-@pytest.fixture(scope="session")
-def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tiny-dpt-beit (random weights) exported to OpenVINO f32, once per test session."""
-    target = tmp_path_factory.getbasetemp() / "tiny-dpt-beit-openvino-f32"
-    if not (target / "manifest.json").is_file():
-        export("tiny-dpt-beit", target, random_init=True, precision="f32", fidelity_images=1)
-    return target
 
 
 @pytest.fixture
