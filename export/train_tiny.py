@@ -26,7 +26,6 @@ from pathlib import Path
 # cores (measured here: 10x slower steps); passive waiting must be set before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -35,110 +34,14 @@ from safetensors.torch import load_file, save_file
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from xdepth.export.models import build_model, count_params
-from xdepth.metrics import SEED_THRESHOLD_U8, depth_metrics, mask_iou, recipe_mask
-from xdepth.preprocess import preprocess, resize_for_model
-from xdepth.registry import Card, Preprocess, get_card
+from xdepth.export.train_data import make_pool, normalise
+from xdepth.export.train_loss import depth_loss, ramp
+from xdepth.metrics import depth_metrics, mask_iou, recipe_mask
+from xdepth.preprocess import preprocess
+from xdepth.registry import Card, get_card
 from xdepth.scenes import HELD_OUT_BASE_SEED, TRAIN_SEEDS, make_scene
 
 MAX_WEIGHTS_BYTES = 10_000_000  # above this, weights are stored in fp16
-RENDER_SIDES = (192, 224, 256, 288, 320)  # training scenes vary in size and aspect ratio
-
-
-def make_pool(
-    card: Card, n: int, first_seed: int, out_hw: tuple[int, int], normalise: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """`n` training scenes: uint8 model inputs (n,h,w,3) and inverse-depth targets (n,oh,ow).
-
-    Each scene is rendered at a size drawn from RENDER_SIDES and resized with the card's
-    preprocessing; the target is the area-averaged inverse depth at the model's output size,
-    which keeps the sub-pixel position of object edges.
-    """
-    if first_seed < TRAIN_SEEDS.start or first_seed + n > TRAIN_SEEDS.stop:
-        raise ValueError(f"training seeds {first_seed}..{first_seed + n} leave TRAIN_SEEDS")
-    pre = card.preprocess
-    sizes = np.random.default_rng(first_seed).choice(RENDER_SIDES, size=(n, 2))
-    inputs = np.empty((n, pre.height, pre.width, 3), np.uint8)
-    targets = np.empty((n, *out_hw), np.float32)
-    for i in range(n):
-        scene = make_scene(first_seed + i, int(sizes[i, 0]), int(sizes[i, 1]))
-        inputs[i] = resize_for_model(scene.rgb, pre, (pre.height, pre.width))
-        inv = 1.0 / scene.depth_m
-        if normalise:
-            inv = inv / inv.max()  # scale-free target: what the max-scaled recipe needs
-        targets[i] = cv2.resize(inv, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_AREA)
-    return inputs, targets
-
-
-def normalise(batch_u8: torch.Tensor, pre: Preprocess) -> torch.Tensor:
-    """uint8 (b,h,w,3) -> float32 (b,3,h,w), the same arithmetic as xdepth.preprocess."""
-    x = batch_u8.float()
-    if pre.do_rescale:
-        x = x * pre.rescale_factor
-    if pre.do_normalize:
-        x = (x - torch.tensor(pre.mean)) / torch.tensor(pre.std)
-    return x.permute(0, 3, 1, 2).contiguous()
-
-
-def aligned_log_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """|log| error of `pred` after the evaluation's least-squares scale and shift, per pixel.
-
-    delta1 is scored after aligning the prediction to the truth by least squares in inverse
-    depth. That fit is dominated by near, large values: a secondary solid at the wrong depth
-    shifts it, and the whole background (most pixels, small values) falls out of the 1.25
-    band at once. This term measures exactly that, in closed form, so it can be learned.
-    """
-    p, t = pred.flatten(1), target.flatten(1)
-    p_mean, t_mean = p.mean(1, keepdim=True), t.mean(1, keepdim=True)
-    covariance = ((p - p_mean) * (t - t_mean)).mean(1, keepdim=True)
-    variance = (p - p_mean).square().mean(1, keepdim=True) + 1e-8
-    scale = covariance / variance
-    aligned = scale * (p - p_mean) + t_mean
-    floor = 1e-3 * t.amax(1, keepdim=True)
-    error = torch.log(aligned.clamp_min(floor)) - torch.log(t.clamp_min(floor))
-    return error.abs().view_as(pred)
-
-
-def depth_loss(
-    pred: torch.Tensor,
-    target: torch.Tensor,
-    mask_weight: float = 0.0,
-    log_weight: float = 0.0,
-    aligned_weight: float = 0.0,
-) -> torch.Tensor:
-    """L1 in inverse depth, multi-scale gradient matching, and two optional terms.
-
-    ``log_weight``: L1 in log inverse depth. Far surfaces have small inverse depth, so plain
-    L1 barely sees a 20 % error on the wall, yet delta1 counts exactly such errors (and the
-    wall is most of the picture); the log term weighs every pixel by its relative error.
-
-    ``aligned_weight``: aligned_log_error, capped at 1 per pixel (a pixel far out of the band
-    counts once, as in delta1).
-
-    ``mask_weight``: the recipe thresholds max-scaled inverse depth at 46/255, so a blurred
-    edge grows the mask outwards; a logistic loss on that very threshold teaches the model
-    to put its crossing on the true edge. Its logits are scaled by the target's peak, not
-    the prediction's, so shrinking the output cannot inflate its gradients.
-    """
-    loss = (pred - target).abs().mean()
-    if log_weight > 0:
-        floor = 1e-3 * target.amax(dim=(-2, -1), keepdim=True)
-        log_error = torch.log(pred.clamp_min(floor)) - torch.log(target.clamp_min(floor))
-        loss = loss + log_weight * log_error.abs().mean()
-    if aligned_weight > 0:
-        loss = loss + aligned_weight * aligned_log_error(pred, target).clamp_max(1.0).mean()
-    if mask_weight > 0:
-        level = (SEED_THRESHOLD_U8 + 1) / 255
-        target_peak = target.amax(dim=(-2, -1), keepdim=True)
-        pred_peak = pred.detach().amax(dim=(-2, -1), keepdim=True)
-        logits = (pred - level * pred_peak) * (40.0 / target_peak)
-        truth = (target >= level * target_peak).float()
-        loss = loss + mask_weight * F.binary_cross_entropy_with_logits(logits, truth)
-    diff = (pred - target).unsqueeze(1)
-    for scale in (1, 2, 4):
-        d = F.avg_pool2d(diff, scale) if scale > 1 else diff
-        loss = loss + 0.5 * (d[..., :, 1:] - d[..., :, :-1]).abs().mean()
-        loss = loss + 0.5 * (d[..., 1:, :] - d[..., :-1, :]).abs().mean()
-    return loss
 
 
 @torch.no_grad()
@@ -208,7 +111,7 @@ def train(args: argparse.Namespace) -> dict:
 
     t0 = time.perf_counter()
     first = TRAIN_SEEDS.start + args.seed * args.pool
-    inputs, targets = make_pool(card, args.pool, first, out_hw, args.targets == "scene-max")
+    inputs, targets, masks = make_pool(card, args.pool, first, out_hw, args.targets == "scene-max")
     t_pool = time.perf_counter() - t0
     _log(f"{args.pool} training scenes in {t_pool:.0f} s; {count_params(model)} parameters")
 
@@ -253,12 +156,24 @@ def train(args: argparse.Namespace) -> dict:
             order = np.concatenate([order, order_rng.permutation(args.pool)])
         idx, order = order[: args.batch], order[args.batch :]
         x_u8, y = torch.from_numpy(inputs[idx]), torch.from_numpy(targets[idx])
+        m = torch.from_numpy(masks[idx])
         flip = torch.from_numpy(order_rng.random(args.batch) < 0.5)
         x_u8 = torch.where(flip[:, None, None, None], x_u8.flip(2), x_u8)
         y = torch.where(flip[:, None, None], y.flip(2), y)
-        model(pixel_values=normalise(x_u8, pre))
+        m = torch.where(flip[:, None, None], m.flip(2), m)
+        late = ramp(step, args.steps, args.ramp_from)
+        # bf16 autocast: the matrix products run at the bf16 rate (about 1.7x faster steps
+        # here); weights, optimiser state and the loss stay fp32.
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+            model(pixel_values=normalise(x_u8, pre))
         loss = depth_loss(
-            raw["out"][:, 0], y, args.mask_weight, args.log_weight, args.aligned_weight
+            raw["out"][:, 0].float(),
+            y,
+            args.mask_weight,
+            args.log_weight,
+            args.aligned_weight * late,
+            m,
+            args.edge_weight * late,
         )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -315,6 +230,9 @@ def train(args: argparse.Namespace) -> dict:
         "mask_weight": args.mask_weight,
         "log_weight": args.log_weight,
         "aligned_weight": args.aligned_weight,
+        "ramp_from": args.ramp_from,
+        "edge_weight": args.edge_weight,
+        "precision": args.precision,
         "ema": args.ema,
         "kept_step": best["step"],
         "validation": {
@@ -361,6 +279,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--aligned-weight", type=float, default=0.0, help="weight of the aligned log term"
+    )
+    parser.add_argument(
+        "--ramp-from",
+        type=float,
+        default=0.0,
+        help="fraction of the steps after which the aligned and edge terms ramp in (0: at once)",
+    )
+    parser.add_argument(
+        "--edge-weight", type=float, default=0.0, help="weight of the upsampled-mask term"
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("bf16", "fp32"),
+        default="bf16",
+        help="forward and backward under bf16 autocast (weights stay fp32), or plain fp32",
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(

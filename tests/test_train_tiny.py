@@ -9,16 +9,28 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from xdepth.export.load import load_model
-from xdepth.export.train_tiny import aligned_log_error, depth_loss, main
+from xdepth.export.train_data import make_pool
+from xdepth.export.train_loss import (
+    MASK_MARGIN,
+    aligned_log_error,
+    depth_loss,
+    edge_mask_loss,
+    ramp,
+)
+from xdepth.export.train_tiny import main
+from xdepth.registry import get_card
 from xdepth.scenes import make_scene
 
 ARGS = ["--variant", "tiny-dpt-beit", "--steps", "12", "--pool", "16", "--batch", "4"]
 ARGS += ["--val-every", "6", "--val-scenes", "2", "--eval-scenes", "2", "--threads", "1"]
+ARGS += ["--aligned-weight", "1", "--edge-weight", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +104,42 @@ def test_aligned_error_ignores_scale_and_shift_but_not_shape() -> None:
     wrong = torch.where(background, target + tilt, target)
     assert float(aligned_log_error(wrong, target)[background].mean()) > 0.2
     assert float((wrong - target).abs().mean()) < 0.03
+
+
+def test_edge_loss_is_the_margin_hinge_on_the_recipe_level() -> None:
+    level = 46 / 255
+    flat = torch.ones(1, 8, 8)
+    assert float(edge_mask_loss(flat, torch.ones(1, 16, 16, dtype=torch.bool))) == 0.0
+    wrong = float(edge_mask_loss(flat, torch.zeros(1, 16, 16, dtype=torch.bool)))
+    assert wrong == pytest.approx(MASK_MARGIN + 1 - level, abs=1e-6)
+
+
+def test_edge_loss_sees_the_outward_growth_of_area_averaged_depth() -> None:
+    """Matching area-averaged depth is not enough: upsampled and thresholded, it grows the
+    mask; a prediction whose edges are sharpened towards the background does not."""
+    scene = make_scene(5, 128, 128)
+    inv = torch.from_numpy(1.0 / scene.depth_m)
+    inv = (inv / inv.max())[None, None]
+    area = F.avg_pool2d(inv, 2)[:, 0]
+    fine = torch.from_numpy(scene.mask)[None]
+    # Pull every low-resolution pixel that is not wholly foreground down to the background.
+    whole = F.avg_pool2d(fine[:, None].float(), 2)[:, 0] == 1
+    sharp = torch.where(whole, area, torch.minimum(area, torch.tensor(0.1)))
+    assert float(edge_mask_loss(area, fine)) > 2 * float(edge_mask_loss(sharp, fine))
+
+
+def test_pool_is_the_same_from_two_processes() -> None:
+    card = get_card("xdepth-tiny")
+    one = make_pool(card, 5, 40, (16, 24))
+    two = make_pool(card, 5, 40, (16, 24), workers=2)
+    assert [a.shape for a in one] == [(5, 128, 128, 3), (5, 16, 24), (5, 32, 48)]
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert one[2].any() and not one[2].all()  # masks hold both foreground and background
+
+
+def test_late_terms_ramp_in_after_their_start() -> None:
+    assert [ramp(step, 100, 0.25) for step in (0, 25, 30, 35, 99)] == pytest.approx(
+        [0.0, 0.0, 0.5, 1.0, 1.0]
+    )
+    assert ramp(0, 100, 0.0) == 1.0
