@@ -227,6 +227,7 @@ def train(args: argparse.Namespace) -> dict:
         "weight_decay": args.weight_decay,
         "pool_scenes": args.pool,
         "targets": args.targets,
+        "edge_pixels": args.edge_pixels,
         "mask_weight": args.mask_weight,
         "log_weight": args.log_weight,
         "aligned_weight": args.aligned_weight,
@@ -301,6 +302,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=("scene-max", "metres"),
         default="scene-max",
         help="inverse depth divided by each scene's maximum, or in 1/m",
+    )
+    parser.add_argument(
+        "--edge-pixels",
+        choices=("background", "area"),
+        default="background",
+        help="target of output pixels partly on a solid: the background's value, or the mean",
     )
     parser.add_argument(
         "--mask-weight", type=float, default=0.0, help="weight of the recipe-mask loss term"
