@@ -54,42 +54,20 @@ def edge_mask_loss(
 def depth_loss(
     pred: torch.Tensor,
     target: torch.Tensor,
-    mask_weight: float = 0.0,
-    log_weight: float = 0.0,
     aligned_weight: float = 0.0,
     mask: torch.Tensor | None = None,
     edge_weight: float = 0.0,
 ) -> torch.Tensor:
     """L1 in inverse depth, multi-scale gradient matching, and two optional terms.
 
-    ``log_weight``: L1 in log inverse depth. Far surfaces have small inverse depth, so plain
-    L1 barely sees a 20 % error on the wall, yet delta1 counts exactly such errors (and the
-    wall is most of the picture); the log term weighs every pixel by its relative error.
-
     ``aligned_weight``: aligned_log_error, capped at 1 per pixel (a pixel far out of the band
     counts once, as in delta1).
-
-    ``mask_weight``: the recipe thresholds max-scaled inverse depth at 46/255, so a blurred
-    edge grows the mask outwards; a logistic loss on that very threshold teaches the model
-    to put its crossing on the true edge. Its logits are scaled by the target's peak, not
-    the prediction's, so shrinking the output cannot inflate its gradients.
 
     ``edge_weight``: edge_mask_loss against `mask`, the fine foreground mask.
     """
     loss = (pred - target).abs().mean()
-    if log_weight > 0:
-        floor = 1e-3 * target.amax(dim=(-2, -1), keepdim=True)
-        log_error = torch.log(pred.clamp_min(floor)) - torch.log(target.clamp_min(floor))
-        loss = loss + log_weight * log_error.abs().mean()
     if aligned_weight > 0:
         loss = loss + aligned_weight * aligned_log_error(pred, target).clamp_max(1.0).mean()
-    if mask_weight > 0:
-        level = (SEED_THRESHOLD_U8 + 1) / 255
-        target_peak = target.amax(dim=(-2, -1), keepdim=True)
-        pred_peak = pred.detach().amax(dim=(-2, -1), keepdim=True)
-        logits = (pred - level * pred_peak) * (40.0 / target_peak)
-        truth = (target >= level * target_peak).float()
-        loss = loss + mask_weight * F.binary_cross_entropy_with_logits(logits, truth)
     if edge_weight > 0 and mask is not None:
         min_peak = 0.5 * target.amax(dim=(-2, -1), keepdim=True)
         loss = loss + edge_weight * edge_mask_loss(pred, mask, min_peak)

@@ -54,6 +54,7 @@ def test_log_records_the_run_and_the_kept_step(two_runs: tuple[Path, Path]) -> N
         4,
     )
     assert log["kept_step"] in (6, 12)
+    assert log["command"].startswith("python -m xdepth.export.train_tiny --variant tiny-dpt-beit")
     assert 0.0 <= log["held_out"]["mask_iou_mean"] <= 1.0
     assert log["held_out"]["scenes"] == 2
 
@@ -69,9 +70,9 @@ def test_weights_load_offline_and_predict(two_runs: tuple[Path, Path], no_networ
 def test_loss_is_zero_only_at_the_target() -> None:
     inv = 1.0 / torch.from_numpy(make_scene(3, 64, 64).depth_m)[None]
     target = inv / inv.amax()
-    assert float(depth_loss(target, target, 0.0, 0.5, 1.0)) == pytest.approx(0.0, abs=1e-5)
+    assert float(depth_loss(target, target, 1.0)) == pytest.approx(0.0, abs=1e-5)
     for wrong in (target * 1.2, target.flip(-1), torch.full_like(target, float(target.mean()))):
-        assert float(depth_loss(wrong, target, log_weight=0.5)) > 0.01
+        assert float(depth_loss(wrong, target, aligned_weight=1.0)) > 0.01
 
 
 def test_refuses_a_pool_outside_the_training_seeds(tmp_path: Path) -> None:
