@@ -108,7 +108,14 @@ def train(args: argparse.Namespace) -> dict:
 
     t0 = time.perf_counter()
     first = TRAIN_SEEDS.start + args.seed * args.pool
-    inputs, targets, masks = make_pool(card, args.pool, first, out_hw, args.targets == "scene-max")
+    inputs, targets, masks = make_pool(
+        card,
+        args.pool,
+        first,
+        out_hw,
+        normalise=args.targets == "scene-max",
+        sharp_edges=args.edge_pixels == "background",
+    )
     t_pool = time.perf_counter() - t0
     _log(f"{args.pool} training scenes in {t_pool:.0f} s; {count_params(model)} parameters")
 

@@ -59,6 +59,13 @@ def test_log_records_the_run_and_the_kept_step(two_runs: tuple[Path, Path]) -> N
     assert log["held_out"]["scenes"] == 2
 
 
+def test_edge_pixel_choice_reaches_the_targets(two_runs: tuple[Path, Path], tmp_path: Path) -> None:
+    assert main([*ARGS, "--edge-pixels", "area", "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "train_log.json").read_text())["edge_pixels"] == "area"
+    area = (tmp_path / "model.safetensors").read_bytes()
+    assert area != (two_runs[0] / "model.safetensors").read_bytes()
+
+
 def test_weights_load_offline_and_predict(two_runs: tuple[Path, Path], no_network) -> None:
     loaded = load_model("tiny-dpt-beit", weights=two_runs[0])
     h, w = loaded.card.input_hw
