@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
 import cv2
 import numpy as np
 import torch
@@ -43,6 +46,25 @@ def _pool_item(
     return model_input, target, fine_cover >= 0.5
 
 
+def _pool_part(
+    pre: Preprocess,
+    jobs: list[tuple[int, int, int]],
+    out_hw: tuple[int, int],
+    normalise: bool,
+    sharp_edges: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scenes (seed, height, width) stacked: the unit of work of one process."""
+    mask_hw = (out_hw[0] * MASK_UPSCALE, out_hw[1] * MASK_UPSCALE)
+    inputs = np.empty((len(jobs), pre.height, pre.width, 3), np.uint8)
+    targets = np.empty((len(jobs), *out_hw), np.float32)
+    masks = np.empty((len(jobs), *mask_hw), bool)
+    for i, (seed, h, w) in enumerate(jobs):
+        inputs[i], targets[i], masks[i] = _pool_item(
+            pre, seed, h, w, out_hw, mask_hw, normalise, sharp_edges
+        )
+    return inputs, targets, masks
+
+
 def make_pool(
     card: Card,
     n: int,
@@ -50,6 +72,7 @@ def make_pool(
     out_hw: tuple[int, int],
     normalise: bool = True,
     sharp_edges: bool = True,
+    workers: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`n` training scenes: uint8 model inputs (n,h,w,3), inverse-depth targets (n,oh,ow) and
     foreground masks at MASK_UPSCALE times the output size.
@@ -63,20 +86,58 @@ def make_pool(
     held-out scenes, ground truth through that path scores mask IoU 0.965 with area
     averaging and 0.980 with sharp edges. The mask stays finer than the output because
     the engine thresholds after upsampling.
+
+    Rendering is single-threaded numpy, so `workers` processes share it (1.9x faster with
+    two); every scene depends only on its seed and size, so the pool is the same bytes
+    for any number of workers.
     """
     if first_seed < TRAIN_SEEDS.start or first_seed + n > TRAIN_SEEDS.stop:
         raise ValueError(f"training seeds {first_seed}..{first_seed + n} leave TRAIN_SEEDS")
-    pre = card.preprocess
     sizes = np.random.default_rng(first_seed).choice(RENDER_SIDES, size=(n, 2))
-    mask_hw = (out_hw[0] * MASK_UPSCALE, out_hw[1] * MASK_UPSCALE)
-    inputs = np.empty((n, pre.height, pre.width, 3), np.uint8)
-    targets = np.empty((n, *out_hw), np.float32)
-    masks = np.empty((n, *mask_hw), bool)
-    for i, (h, w) in enumerate(sizes):
-        inputs[i], targets[i], masks[i] = _pool_item(
-            pre, first_seed + i, int(h), int(w), out_hw, mask_hw, normalise, sharp_edges
-        )
-    return inputs, targets, masks
+    jobs = [(first_seed + i, int(h), int(w)) for i, (h, w) in enumerate(sizes)]
+    if workers <= 1 or n < 2:
+        return _pool_part(card.preprocess, jobs, out_hw, normalise, sharp_edges)
+    stride = workers * 4  # interleaved parts: even loads, and rows go back by slicing
+    # forkserver: the caller may already run OpenMP threads, which fork would copy badly.
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(workers, mp_context=context) as executor:
+        futures = [
+            executor.submit(
+                _pool_part, card.preprocess, jobs[i::stride], out_hw, normalise, sharp_edges
+            )
+            for i in range(stride)
+        ]
+        first = futures[0].result()
+        pool = tuple(np.empty((n, *a.shape[1:]), a.dtype) for a in first)
+        for i, future in enumerate(futures):
+            for whole, part in zip(pool, future.result(), strict=True):
+                whole[i::stride] = part
+    return pool
+
+
+def augment(
+    x_u8: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor,
+    rng: np.random.Generator,
+    colour_swap: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random left-right flips of inputs (b,h,w,3), targets and masks together, and with
+    `colour_swap` a random order of each input's colour channels.
+
+    Scenes draw solids and painted shapes from the same palettes, so colour carries no depth:
+    swapping channels multiplies the pool's looks by six at no cost, and on 224 held-out
+    scenes after 6,000 steps it raised mask IoU 0.756 -> 0.770 and delta1 0.820 -> 0.855.
+    """
+    b = x_u8.shape[0]
+    flip = torch.from_numpy(rng.random(b) < 0.5)
+    x_u8 = torch.where(flip[:, None, None, None], x_u8.flip(2), x_u8)
+    target = torch.where(flip[:, None, None], target.flip(2), target)
+    mask = torch.where(flip[:, None, None], mask.flip(2), mask)
+    if colour_swap:
+        order = torch.from_numpy(np.argsort(rng.random((b, 3)), axis=1))
+        x_u8 = torch.gather(x_u8, 3, order[:, None, None, :].expand_as(x_u8))
+    return x_u8, target, mask
 
 
 def normalise(batch_u8: torch.Tensor, pre: Preprocess) -> torch.Tensor:

@@ -31,7 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from xdepth.export.models import build_model, count_params
-from xdepth.export.train_data import make_pool, normalise
+from xdepth.export.train_data import augment, make_pool, normalise
 from xdepth.export.train_loss import depth_loss, ramp
 from xdepth.metrics import depth_metrics, mask_iou, recipe_mask
 from xdepth.preprocess import preprocess
@@ -115,6 +115,7 @@ def train(args: argparse.Namespace) -> dict:
         out_hw,
         normalise=args.targets == "scene-max",
         sharp_edges=args.edge_pixels == "background",
+        workers=args.threads,
     )
     t_pool = time.perf_counter() - t0
     _log(f"{args.pool} training scenes in {t_pool:.0f} s; {count_params(model)} parameters")
@@ -162,10 +163,7 @@ def train(args: argparse.Namespace) -> dict:
         idx, order = order[: args.batch], order[args.batch :]
         x_u8, y = torch.from_numpy(inputs[idx]), torch.from_numpy(targets[idx])
         m = torch.from_numpy(masks[idx])
-        flip = torch.from_numpy(order_rng.random(args.batch) < 0.5)
-        x_u8 = torch.where(flip[:, None, None, None], x_u8.flip(2), x_u8)
-        y = torch.where(flip[:, None, None], y.flip(2), y)
-        m = torch.where(flip[:, None, None], m.flip(2), m)
+        x_u8, y, m = augment(x_u8, y, m, order_rng, args.colour_swap)
         late = ramp(step, args.steps, args.ramp_from)
         # bf16 autocast: the matrix products run at the bf16 rate (about 1.7x faster steps
         # here); weights, optimiser state and the loss stay fp32.
@@ -232,6 +230,7 @@ def train(args: argparse.Namespace) -> dict:
         "pool_scenes": args.pool,
         "targets": args.targets,
         "edge_pixels": args.edge_pixels,
+        "colour_swap": args.colour_swap,
         "aligned_weight": args.aligned_weight,
         "ramp_from": args.ramp_from,
         "edge_weight": args.edge_weight,
@@ -309,6 +308,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=("background", "area"),
         default="background",
         help="target of output pixels partly on a solid: the background's value, or the mean",
+    )
+    parser.add_argument(
+        "--colour-swap",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="permute each training image's colour channels at random",
     )
     args = parser.parse_args(argv)
     for name in ("steps", "batch", "pool", "eval_scenes", "val_scenes", "val_every", "threads"):

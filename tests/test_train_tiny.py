@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from xdepth.export.load import load_model
-from xdepth.export.train_data import make_pool
+from xdepth.export.train_data import augment, make_pool
 from xdepth.export.train_loss import (
     MASK_MARGIN,
     aligned_log_error,
@@ -146,6 +147,37 @@ def test_pool_targets_give_mixed_pixels_to_the_background() -> None:
     # Only edge pixels change, and only downwards: towards the (farther) background.
     assert (sharp[changed] < area[changed]).all()
     assert changed.mean() < 0.1
+
+
+def test_pool_is_the_same_for_any_number_of_workers() -> None:
+    card = get_card("xdepth-tiny")
+    one = make_pool(card, 11, 7, (16, 16))
+    two = make_pool(card, 11, 7, (16, 16), workers=2)
+    for a, b in zip(one, two, strict=True):
+        assert a.dtype == b.dtype
+        assert np.array_equal(a, b)
+
+
+def test_augment_flips_all_three_together_and_swaps_colours_only() -> None:
+    rng = np.random.default_rng(3)
+    x = torch.from_numpy(rng.integers(0, 256, (16, 8, 8, 3), dtype=np.uint8))
+    y = torch.from_numpy(rng.random((16, 4, 4), dtype=np.float32))
+    m = torch.from_numpy(rng.random((16, 8, 8)) < 0.5)
+    fx, fy, fm = augment(x, y, m, np.random.default_rng(0))
+    flipped = [not torch.equal(fy[i], y[i]) for i in range(16)]
+    assert 0 < sum(flipped) < 16
+    for i in range(16):
+        want = (x[i].flip(1), y[i].flip(1), m[i].flip(1)) if flipped[i] else (x[i], y[i], m[i])
+        assert all(torch.equal(a, b) for a, b in zip((fx[i], fy[i], fm[i]), want, strict=True))
+    sx, sy, sm = augment(x, y, m, np.random.default_rng(0), colour_swap=True)
+    assert torch.equal(sy, fy) and torch.equal(sm, fm)
+    # Each image's channels are reordered as a whole: the same sorted values per pixel.
+    assert torch.equal(sx.sort(dim=3).values, fx.sort(dim=3).values)
+    swapped = [not torch.equal(sx[i], fx[i]) for i in range(16)]
+    assert 0 < sum(swapped) < 16
+    for i in range(16):
+        sources = [(fx[i] == sx[i, ..., c : c + 1]).all(dim=(0, 1)).nonzero() for c in range(3)]
+        assert sorted(int(s[0]) for s in sources) == [0, 1, 2]
 
 
 def test_late_terms_ramp_in_after_their_start() -> None:
