@@ -46,6 +46,18 @@ def _pool_item(
     return model_input, target, fine_cover >= 0.5
 
 
+def _empty_pool(
+    pre: Preprocess, n: int, out_hw: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Room for `n` scenes: inputs, targets at the output size, masks MASK_UPSCALE finer."""
+    mask_hw = (out_hw[0] * MASK_UPSCALE, out_hw[1] * MASK_UPSCALE)
+    return (
+        np.empty((n, pre.height, pre.width, 3), np.uint8),
+        np.empty((n, *out_hw), np.float32),
+        np.empty((n, *mask_hw), bool),
+    )
+
+
 def _pool_part(
     pre: Preprocess,
     jobs: list[tuple[int, int, int]],
@@ -54,10 +66,8 @@ def _pool_part(
     sharp_edges: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scenes (seed, height, width) stacked: the unit of work of one process."""
-    mask_hw = (out_hw[0] * MASK_UPSCALE, out_hw[1] * MASK_UPSCALE)
-    inputs = np.empty((len(jobs), pre.height, pre.width, 3), np.uint8)
-    targets = np.empty((len(jobs), *out_hw), np.float32)
-    masks = np.empty((len(jobs), *mask_hw), bool)
+    inputs, targets, masks = _empty_pool(pre, len(jobs), out_hw)
+    mask_hw = masks.shape[1:]
     for i, (seed, h, w) in enumerate(jobs):
         inputs[i], targets[i], masks[i] = _pool_item(
             pre, seed, h, w, out_hw, mask_hw, normalise, sharp_edges
@@ -98,20 +108,22 @@ def make_pool(
     if workers <= 1 or n < 2:
         return _pool_part(card.preprocess, jobs, out_hw, normalise, sharp_edges)
     stride = workers * 4  # interleaved parts: even loads, and rows go back by slicing
+    parts = [jobs[i::stride] for i in range(stride)]
+    pool = _empty_pool(card.preprocess, n, out_hw)
     # forkserver: the caller may already run OpenMP threads, which fork would copy badly.
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(workers, mp_context=context) as executor:
-        futures = [
-            executor.submit(
-                _pool_part, card.preprocess, jobs[i::stride], out_hw, normalise, sharp_edges
-            )
-            for i in range(stride)
-        ]
-        first = futures[0].result()
-        pool = tuple(np.empty((n, *a.shape[1:]), a.dtype) for a in first)
-        for i, future in enumerate(futures):
-            for whole, part in zip(pool, future.result(), strict=True):
-                whole[i::stride] = part
+        results = executor.map(
+            _pool_part,
+            [card.preprocess] * stride,
+            parts,
+            [out_hw] * stride,
+            [normalise] * stride,
+            [sharp_edges] * stride,
+        )
+        for i, part in enumerate(results):  # map drops each part once it is handed over
+            for whole, rows in zip(pool, part, strict=True):
+                whole[i::stride] = rows
     return pool
 
 
