@@ -50,6 +50,7 @@ class Scene:
     depth_m: np.ndarray  # float32 HxW, metres along the optical axis
     mask: np.ndarray  # bool HxW, the near solids
     painted: np.ndarray  # bool HxW, shapes painted on the wall (background, not foreground)
+    shadow: np.ndarray  # float32 HxW, 0..1: how much the solids' shadows darken the background
     floor: bool
     f_px: float
 
@@ -325,12 +326,13 @@ def _render(rng: np.random.Generator, h: int, w: int, floor: bool) -> tuple:
         depth[hit] = t[near]
         solid[hit] = True
     rgb, solid = rgb.reshape(h, w, 3), solid.reshape(h, w)
-    _cast_shadow(rng, rgb, solid, light)
-    return rgb, depth.reshape(h, w), solid, painted, f_px
+    shadow = _cast_shadow(rng, rgb, solid, light)
+    return rgb, depth.reshape(h, w), solid, painted, shadow, f_px
 
 
-def _cast_shadow(rng: np.random.Generator, rgb: np.ndarray, solid: np.ndarray, light) -> None:
-    """Darken the background with the solids' soft shadows, offset away from the light.
+def _cast_shadow(rng: np.random.Generator, rgb: np.ndarray, solid: np.ndarray, light) -> np.ndarray:
+    """Darken the background with the solids' soft shadows, offset away from the light;
+    returns the darkening (0..1, zero on the solids).
 
     Painted shapes cast none: a shadow is one of the cues that tell a solid from a picture.
     """
@@ -343,6 +345,7 @@ def _cast_shadow(rng: np.random.Generator, rgb: np.ndarray, solid: np.ndarray, l
     shadow = cv2.GaussianBlur(shadow, (0, 0), rng.uniform(0.01, 0.03) * side)
     dim = 1 - rng.uniform(0.25, 0.5) * shadow
     rgb[~solid] *= dim[~solid][:, None]
+    return np.where(solid, 0, 1 - dim).astype(np.float32)
 
 
 def _finish(rng: np.random.Generator, rgb: np.ndarray) -> np.ndarray:
@@ -361,12 +364,12 @@ def make_scene(seed: int, height: int = 256, width: int = 256, floor: bool | Non
     rng = np.random.default_rng(seed)
     has_floor = bool(rng.random() < 0.4) if floor is None else floor
     for _ in range(_MAX_ATTEMPTS):
-        rgb_f, depth, solid, painted, f_px = _render(rng, height, width, has_floor)
+        rgb_f, depth, solid, painted, shadow, f_px = _render(rng, height, width, has_floor)
         depth_m = depth.astype(np.float32)
         # Accept only scenes where the recipe threshold reproduces the solids exactly.
         if solid.any() and np.array_equal(recipe_mask(1.0 / depth_m), solid):
             rgb = _finish(rng, rgb_f)
-            return Scene(seed, rgb, depth_m, solid, painted & ~solid, has_floor, f_px)
+            return Scene(seed, rgb, depth_m, solid, painted & ~solid, shadow, has_floor, f_px)
     raise RuntimeError(f"seed {seed}: no valid scene in {_MAX_ATTEMPTS} attempts")
 
 

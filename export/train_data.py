@@ -1,4 +1,4 @@
-"""Training data for the tiny model: synthetic scenes as model inputs, targets and masks."""
+"""Training data for the tiny model: synthetic scenes as model inputs, targets and labels."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from xdepth.registry import Card, Preprocess
 from xdepth.scenes import TRAIN_SEEDS, make_scene
 
 RENDER_SIDES = (192, 224, 256, 288, 320)  # training scenes vary in size and aspect ratio
-MASK_UPSCALE = 2  # masks are learned at twice the output size: held-out scenes are 256 px
+MASK_UPSCALE = 2  # labels are learned at twice the output size: held-out scenes are 256 px
+BACKGROUND, SOLID, DECOY = 0, 1, 2  # fine labels; a decoy is background that looks solid
+SHADOW_DECOY = 0.05  # background darkened this much by a cast shadow counts as a decoy
 
 
 def _pool_item(
@@ -27,7 +29,7 @@ def _pool_item(
     normalise: bool,
     sharp_edges: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One training scene: model input, target and fine mask."""
+    """One training scene: model input, target and fine labels."""
     scene = make_scene(seed, height, width)
     model_input = resize_for_model(scene.rgb, pre, (pre.height, pre.width))
     inv = 1.0 / scene.depth_m
@@ -43,18 +45,21 @@ def _pool_item(
         background /= np.maximum(1 - cover, 1e-6)
         target = np.where(cover >= 1 - 1e-3, target, background).astype(np.float32)
     fine_cover = cv2.resize(solid, mask_hw[::-1], interpolation=cv2.INTER_AREA)
-    return model_input, target, fine_cover >= 0.5
+    decoy = (scene.painted | (scene.shadow >= SHADOW_DECOY)).astype(np.float32)
+    decoy = cv2.resize(decoy, mask_hw[::-1], interpolation=cv2.INTER_AREA)
+    labels = np.where(fine_cover >= 0.5, SOLID, np.where(decoy >= 0.5, DECOY, BACKGROUND))
+    return model_input, target, labels.astype(np.uint8)
 
 
 def _empty_pool(
     pre: Preprocess, n: int, out_hw: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Room for `n` scenes: inputs, targets at the output size, masks MASK_UPSCALE finer."""
+    """Room for `n` scenes: inputs, targets at the output size, labels MASK_UPSCALE finer."""
     mask_hw = (out_hw[0] * MASK_UPSCALE, out_hw[1] * MASK_UPSCALE)
     return (
         np.empty((n, pre.height, pre.width, 3), np.uint8),
         np.empty((n, *out_hw), np.float32),
-        np.empty((n, *mask_hw), bool),
+        np.empty((n, *mask_hw), np.uint8),
     )
 
 
@@ -66,13 +71,13 @@ def _pool_part(
     sharp_edges: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scenes (seed, height, width) stacked: the unit of work of one process."""
-    inputs, targets, masks = _empty_pool(pre, len(jobs), out_hw)
-    mask_hw = masks.shape[1:]
+    inputs, targets, labels = _empty_pool(pre, len(jobs), out_hw)
+    mask_hw = labels.shape[1:]
     for i, (seed, h, w) in enumerate(jobs):
-        inputs[i], targets[i], masks[i] = _pool_item(
+        inputs[i], targets[i], labels[i] = _pool_item(
             pre, seed, h, w, out_hw, mask_hw, normalise, sharp_edges
         )
-    return inputs, targets, masks
+    return inputs, targets, labels
 
 
 def make_pool(
@@ -85,7 +90,9 @@ def make_pool(
     workers: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`n` training scenes: uint8 model inputs (n,h,w,3), inverse-depth targets (n,oh,ow) and
-    foreground masks at MASK_UPSCALE times the output size.
+    uint8 labels at MASK_UPSCALE times the output size: SOLID (the foreground mask), DECOY
+    (painted shapes and cast shadows, the background a model most often takes for solids)
+    and BACKGROUND.
 
     Each scene is rendered at a size drawn from RENDER_SIDES and resized with the card's
     preprocessing; the target is the area-averaged inverse depth at the model's output size,
@@ -130,11 +137,11 @@ def make_pool(
 def augment(
     x_u8: torch.Tensor,
     target: torch.Tensor,
-    mask: torch.Tensor,
+    labels: torch.Tensor,
     rng: np.random.Generator,
     colour_swap: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Random left-right flips of inputs (b,h,w,3), targets and masks together, and with
+    """Random left-right flips of inputs (b,h,w,3), targets and fine labels together, and with
     `colour_swap` a random order of each input's colour channels.
 
     Scenes draw solids and painted shapes from the same palettes, so colour carries no depth:
@@ -146,11 +153,11 @@ def augment(
     flip = torch.from_numpy(rng.random(b) < 0.5)
     x_u8 = torch.where(flip[:, None, None, None], x_u8.flip(2), x_u8)
     target = torch.where(flip[:, None, None], target.flip(2), target)
-    mask = torch.where(flip[:, None, None], mask.flip(2), mask)
+    labels = torch.where(flip[:, None, None], labels.flip(2), labels)
     if colour_swap:
         order = torch.from_numpy(np.argsort(rng.random((b, 3)), axis=1))
         x_u8 = torch.gather(x_u8, 3, order[:, None, None, :].expand_as(x_u8))
-    return x_u8, target, mask
+    return x_u8, target, labels
 
 
 def normalise(batch_u8: torch.Tensor, pre: Preprocess) -> torch.Tensor:

@@ -30,7 +30,10 @@ def aligned_log_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def edge_mask_loss(
-    pred: torch.Tensor, mask: torch.Tensor, min_peak: torch.Tensor | float = 0.0
+    pred: torch.Tensor,
+    mask: torch.Tensor,
+    min_peak: torch.Tensor | float = 0.0,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Hinge loss on the recipe's threshold, applied where the engine applies it.
 
@@ -41,14 +44,15 @@ def edge_mask_loss(
     sit on the true edge; pixels already on the right side by MASK_MARGIN cost nothing, so
     the depth terms alone shape the rest. The peak is held at `min_peak` or above: a
     prediction that has not found its range yet (early in training) would otherwise be
-    divided by almost nothing.
+    divided by almost nothing. `weight` (shaped like `mask`) scales each pixel's hinge.
     """
     up = F.interpolate(pred.unsqueeze(1), size=mask.shape[-2:], mode="bicubic")[:, 0]
     peak = torch.maximum(up.detach().amax(dim=(-2, -1), keepdim=True), torch.as_tensor(min_peak))
     peak = peak.clamp_min(1e-6)
     level = (SEED_THRESHOLD_U8 + 1) / 255
     side = mask.float() * 2 - 1  # +1 foreground, -1 background
-    return F.relu(MASK_MARGIN - side * (up / peak - level)).mean()
+    hinge = F.relu(MASK_MARGIN - side * (up / peak - level))
+    return (hinge if weight is None else hinge * weight).mean()
 
 
 def depth_loss(
@@ -57,20 +61,22 @@ def depth_loss(
     aligned_weight: float = 0.0,
     mask: torch.Tensor | None = None,
     edge_weight: float = 0.0,
+    pixel_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """L1 in inverse depth, multi-scale gradient matching, and two optional terms.
 
     ``aligned_weight``: aligned_log_error, capped at 1 per pixel (a pixel far out of the band
     counts once, as in delta1).
 
-    ``edge_weight``: edge_mask_loss against `mask`, the fine foreground mask.
+    ``edge_weight``: edge_mask_loss against `mask`, the fine foreground mask, each pixel's
+    hinge scaled by `pixel_weight` if given.
     """
     loss = (pred - target).abs().mean()
     if aligned_weight > 0:
         loss = loss + aligned_weight * aligned_log_error(pred, target).clamp_max(1.0).mean()
     if edge_weight > 0 and mask is not None:
         min_peak = 0.5 * target.amax(dim=(-2, -1), keepdim=True)
-        loss = loss + edge_weight * edge_mask_loss(pred, mask, min_peak)
+        loss = loss + edge_weight * edge_mask_loss(pred, mask, min_peak, pixel_weight)
     diff = (pred - target).unsqueeze(1)
     for scale in (1, 2, 4):
         d = F.avg_pool2d(diff, scale) if scale > 1 else diff

@@ -23,6 +23,7 @@ def test_same_seed_same_bytes() -> None:
     assert a.depth_m.tobytes() == b.depth_m.tobytes()
     assert np.array_equal(a.mask, b.mask)
     assert np.array_equal(a.painted, b.painted)
+    assert a.shadow.tobytes() == b.shadow.tobytes()
 
 
 def test_different_seeds_differ() -> None:
@@ -80,6 +81,15 @@ def test_painted_shapes_lie_at_wall_depth(sample: list[scenes.Scene]) -> None:
         painted_mean = scene.rgb[scene.painted].mean(axis=0)
         wall_mean = scene.rgb[wall].mean(axis=0)
         assert np.abs(painted_mean - wall_mean).max() > 3
+
+
+def test_shadows_darken_only_the_background(sample: list[scenes.Scene]) -> None:
+    for scene in sample:
+        assert scene.shadow.dtype == np.float32 and scene.shadow.shape == scene.mask.shape
+        assert scene.shadow.min() >= 0 and scene.shadow.max() <= 0.5
+        assert not scene.shadow[scene.mask].any()
+        # Every solid casts one: somewhere the wall is darkened by at least a tenth.
+        assert scene.shadow.max() > 0.1
 
 
 def test_floor_is_a_plane_beyond_the_threshold() -> None:

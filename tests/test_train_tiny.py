@@ -7,6 +7,7 @@ longer (`python -m xdepth.export.train_tiny --out configs/weights/xdepth-tiny`).
 from __future__ import annotations
 
 import json
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,15 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from xdepth.export.load import load_model
-from xdepth.export.train_data import augment, make_pool
+from xdepth.export.train_data import (
+    BACKGROUND,
+    DECOY,
+    SHADOW_DECOY,
+    SOLID,
+    _pool_part,
+    augment,
+    make_pool,
+)
 from xdepth.export.train_loss import (
     MASK_MARGIN,
     aligned_log_error,
@@ -24,9 +33,9 @@ from xdepth.export.train_loss import (
     edge_mask_loss,
     ramp,
 )
-from xdepth.export.train_tiny import main
+from xdepth.export.train_tiny import evaluate, keep_freed_memory, main
 from xdepth.registry import get_card
-from xdepth.scenes import make_scene
+from xdepth.scenes import HELD_OUT_BASE_SEED, make_scene
 
 ARGS = ["--variant", "tiny-dpt-beit", "--steps", "12", "--pool", "16", "--batch", "4"]
 ARGS += ["--val-every", "6", "--val-scenes", "2", "--eval-scenes", "2", "--threads", "1"]
@@ -65,6 +74,15 @@ def test_edge_pixel_choice_reaches_the_targets(two_runs: tuple[Path, Path], tmp_
     assert json.loads((tmp_path / "train_log.json").read_text())["edge_pixels"] == "area"
     area = (tmp_path / "model.safetensors").read_bytes()
     assert area != (two_runs[0] / "model.safetensors").read_bytes()
+
+
+def test_eager_attention_weights_are_scored_as_the_engine_loads_them(tmp_path: Path) -> None:
+    assert main([*ARGS, "--attention", "eager", "--out", str(tmp_path)]) == 0
+    log = json.loads((tmp_path / "train_log.json").read_text())
+    assert log["attention"] == "eager"
+    loaded = load_model("tiny-dpt-beit", weights=tmp_path)
+    assert loaded.model.config._attn_implementation != "eager"
+    assert evaluate(loaded.model, loaded.card, 2, HELD_OUT_BASE_SEED) == log["held_out"]
 
 
 def test_weights_load_offline_and_predict(two_runs: tuple[Path, Path], no_network) -> None:
@@ -120,6 +138,11 @@ def test_edge_loss_is_the_margin_hinge_on_the_recipe_level() -> None:
     assert float(edge_mask_loss(flat, torch.ones(1, 16, 16, dtype=torch.bool))) == 0.0
     wrong = float(edge_mask_loss(flat, torch.zeros(1, 16, 16, dtype=torch.bool)))
     assert wrong == pytest.approx(MASK_MARGIN + 1 - level, abs=1e-6)
+    # Weights scale each pixel's hinge: a quarter of the pixels at weight 5 -> mean 2x.
+    weight = torch.ones(1, 16, 16)
+    weight[:, :8, :8] = 5
+    zeros = torch.zeros(1, 16, 16, dtype=torch.bool)
+    assert float(edge_mask_loss(flat, zeros, weight=weight)) == pytest.approx(2 * wrong)
 
 
 def test_edge_loss_sees_the_outward_growth_of_area_averaged_depth() -> None:
@@ -138,15 +161,32 @@ def test_edge_loss_sees_the_outward_growth_of_area_averaged_depth() -> None:
 
 def test_pool_targets_give_mixed_pixels_to_the_background() -> None:
     card = get_card("xdepth-tiny")
-    inputs, sharp, masks = make_pool(card, 3, 40, (32, 32))
+    inputs, sharp, labels = make_pool(card, 3, 40, (32, 32))
     _, area, _ = make_pool(card, 3, 40, (32, 32), sharp_edges=False)
-    assert (inputs.shape, sharp.shape, masks.shape) == ((3, 128, 128, 3), (3, 32, 32), (3, 64, 64))
-    assert masks.any() and not masks.all()
+    assert (inputs.shape, sharp.shape, labels.shape) == ((3, 128, 128, 3), (3, 32, 32), (3, 64, 64))
+    assert (labels == SOLID).any() and not (labels == SOLID).all()
     changed = sharp != area
     assert changed.any()
     # Only edge pixels change, and only downwards: towards the (farther) background.
     assert (sharp[changed] < area[changed]).all()
     assert changed.mean() < 0.1
+
+
+def test_pool_labels_are_the_solids_and_the_decoys() -> None:
+    card = get_card("xdepth-tiny")
+    seeds = [s for s in range(60, 90) if make_scene(s, 256, 256).painted.mean() > 0.05][:2]
+    for seed in seeds:  # render at 256 px, labels at 2 x 64: one label per 2x2 block
+        scene = make_scene(seed, 256, 256)
+        labels = _pool_part(card.preprocess, [(seed, 256, 256)], (64, 64), True, True)[2][0]
+        assert set(np.unique(labels)) == {BACKGROUND, SOLID, DECOY}
+        shadow = scene.shadow >= SHADOW_DECOY
+        assert shadow.any() and not (shadow & scene.mask).any()
+        solid, decoy = (
+            truth.reshape(128, 2, 128, 2).mean(axis=(1, 3)) >= 0.5
+            for truth in (scene.mask, scene.painted | shadow)
+        )
+        assert np.array_equal(labels == SOLID, solid)
+        assert np.array_equal(labels == DECOY, decoy & ~solid)  # solid wins a tie
 
 
 def test_pool_is_the_same_for_any_number_of_workers() -> None:
@@ -185,3 +225,8 @@ def test_late_terms_ramp_in_after_their_start() -> None:
         [0.0, 0.0, 0.5, 1.0, 1.0]
     )
     assert ramp(0, 100, 0.0) == 1.0
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_glibc_accepts_the_memory_settings() -> None:
+    assert keep_freed_memory() is True
