@@ -1,8 +1,12 @@
 """Train the shipped tiny depth model (xdepth-tiny) on synthetic scenes, on CPU, reproducibly.
 
-    python -m xdepth.export.train_tiny --out configs/weights/xdepth-tiny
+    python -m xdepth.export.train_tiny --out configs/weights/xdepth-tiny --seed 1
 
 With the defaults (two threads, bf16 autocast) that takes under half an hour on two cores.
+Seed 1 is the best of seeds 0-2 by mean mask IoU + delta1 on 200 scenes of the training
+range outside every pool (``evaluate(model, card, 200, 90_000_000)``), not on the held-out
+scenes the demo scores.
+
 The model learns relative inverse depth (``predicted_depth`` of DPTForDepthEstimation, after
 its ReLU; inverse depth in 1/m, or with --targets scene-max divided by each scene's
 maximum), so the seed's max-scaled threshold of 45 applied to a
@@ -124,7 +128,7 @@ def train(args: argparse.Namespace) -> dict:
     model = build_model(card).train()
     # Plain attention trains 10 % faster than SDPA's fused kernel on 65-token sequences
     # (whose backward dominates); either way the stored weights are evaluated in a fresh
-    # model with the default kernel, as the engine loads them.
+    # model with the SDPA kernel, as the engine loads them.
     if args.attention == "eager":
         model.set_attn_implementation("eager")
     pre = card.preprocess
@@ -298,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", default="xdepth-tiny", help="card name or .toml path")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init", help="start from the weights in this folder (fine-tuning)")
-    parser.add_argument("--steps", type=int, default=10500)
+    parser.add_argument("--steps", type=int, default=10000)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--weight-decay", type=float, default=0.05)
@@ -322,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--decoy-weight",
         type=float,
-        default=0.0,
+        default=1.0,
         help="extra weight of painted shapes and cast shadows in the upsampled-mask term "
         "(at 4, a 10,000-step run collapsed to a flat map once the term ramped in)",
     )
@@ -334,10 +338,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--attention",
-        choices=("default", "eager"),
-        default="default",
-        help="attention kernel while training: the model's default (SDPA's fused kernel; the "
-        "shipped weights), or plain attention, 10 %% faster here but rounded differently",
+        choices=("sdpa", "eager"),
+        default="eager",
+        help="attention kernel while training: plain attention (10 %% faster here), or "
+        "SDPA's fused kernel, the one the engine runs (rounded differently)",
     )
     parser.add_argument(
         "--threads", type=int, default=2, help="torch threads (the same count gives the same bytes)"
@@ -357,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--colour-swap",
         action=argparse.BooleanOptionalAction,
-        default=False,
+        default=True,
         help="permute each training image's colour channels at random",
     )
     args = parser.parse_args(argv)

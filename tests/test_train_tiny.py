@@ -1,7 +1,7 @@
 """The tiny-model trainer: reproducible, its weights load through the normal offline path.
 
 A short run on the smallest test card: the shipped xdepth-tiny is trained the same way, only
-longer (`python -m xdepth.export.train_tiny --out configs/weights/xdepth-tiny`).
+longer (`python -m xdepth.export.train_tiny --out configs/weights/xdepth-tiny --seed 1`).
 """
 
 from __future__ import annotations
