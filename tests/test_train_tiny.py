@@ -85,6 +85,15 @@ def test_eager_attention_weights_are_scored_as_the_engine_loads_them(tmp_path: P
     assert evaluate(loaded.model, loaded.card, 2, HELD_OUT_BASE_SEED) == log["held_out"]
 
 
+def test_attention_choice_reaches_the_model(two_runs: tuple[Path, Path], tmp_path: Path) -> None:
+    """The default trains with plain attention; --attention sdpa with the fused kernel."""
+    assert main([*ARGS, "--attention", "sdpa", "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "train_log.json").read_text())["attention"] == "sdpa"
+    assert json.loads((two_runs[0] / "train_log.json").read_text())["attention"] == "eager"
+    fused = (tmp_path / "model.safetensors").read_bytes()
+    assert fused != (two_runs[0] / "model.safetensors").read_bytes()
+
+
 def test_weights_load_offline_and_predict(two_runs: tuple[Path, Path], no_network) -> None:
     loaded = load_model("tiny-dpt-beit", weights=two_runs[0])
     h, w = loaded.card.input_hw
