@@ -6,6 +6,7 @@ longer (`python -m xdepth.export.train_tiny --out configs/weights/xdepth-tiny --
 
 from __future__ import annotations
 
+import itertools
 import json
 import platform
 from pathlib import Path
@@ -76,11 +77,13 @@ def test_edge_pixel_choice_reaches_the_targets(two_runs: tuple[Path, Path], tmp_
     assert area != (two_runs[0] / "model.safetensors").read_bytes()
 
 
-def test_eager_attention_weights_are_scored_as_the_engine_loads_them(tmp_path: Path) -> None:
-    assert main([*ARGS, "--attention", "eager", "--out", str(tmp_path)]) == 0
-    log = json.loads((tmp_path / "train_log.json").read_text())
+def test_eager_attention_weights_are_scored_as_the_engine_loads_them(
+    two_runs: tuple[Path, Path],
+) -> None:
+    """The default run trains with plain attention; its log scores the engine's model."""
+    log = json.loads((two_runs[0] / "train_log.json").read_text())
     assert log["attention"] == "eager"
-    loaded = load_model("tiny-dpt-beit", weights=tmp_path)
+    loaded = load_model("tiny-dpt-beit", weights=two_runs[0])
     assert loaded.model.config._attn_implementation != "eager"
     assert evaluate(loaded.model, loaded.card, 2, HELD_OUT_BASE_SEED) == log["held_out"]
 
@@ -89,7 +92,6 @@ def test_attention_choice_reaches_the_model(two_runs: tuple[Path, Path], tmp_pat
     """The default trains with plain attention; --attention sdpa with the fused kernel."""
     assert main([*ARGS, "--attention", "sdpa", "--out", str(tmp_path)]) == 0
     assert json.loads((tmp_path / "train_log.json").read_text())["attention"] == "sdpa"
-    assert json.loads((two_runs[0] / "train_log.json").read_text())["attention"] == "eager"
     fused = (tmp_path / "model.safetensors").read_bytes()
     assert fused != (two_runs[0] / "model.safetensors").read_bytes()
 
@@ -183,12 +185,10 @@ def test_pool_targets_give_mixed_pixels_to_the_background() -> None:
 
 def test_pool_labels_are_the_solids_and_the_decoys() -> None:
     card = get_card("xdepth-tiny")
-    painted = [
-        sc
-        for sc in (make_scene(seed, 256, 256) for seed in range(60, 90))
-        if sc.painted.mean() > 0.05
-    ]
-    for scene in painted[:2]:  # render at 256 px, labels at 2 x 64: one label per 2x2 block
+    scenes = (make_scene(seed, 256, 256) for seed in range(60, 90))
+    painted = list(itertools.islice((sc for sc in scenes if sc.painted.mean() > 0.05), 2))
+    assert len(painted) == 2
+    for scene in painted:  # render at 256 px, labels at 2 x 64: one label per 2x2 block
         job = [(scene.seed, 256, 256)]
         labels = _pool_part(card.preprocess, job, (64, 64), True, True)[2][0]
         assert set(np.unique(labels)) == {BACKGROUND, SOLID, DECOY}
