@@ -96,6 +96,14 @@ def test_attention_choice_reaches_the_model(two_runs: tuple[Path, Path], tmp_pat
     assert fused != (two_runs[0] / "model.safetensors").read_bytes()
 
 
+def test_grad_clip_reaches_the_optimiser(two_runs: tuple[Path, Path], tmp_path: Path) -> None:
+    """Gradient norms exceed the default clip of 1, so lifting it changes the weights."""
+    assert main([*ARGS, "--grad-clip", "1e9", "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "train_log.json").read_text())["grad_clip"] == 1e9
+    unclipped = (tmp_path / "model.safetensors").read_bytes()
+    assert unclipped != (two_runs[0] / "model.safetensors").read_bytes()
+
+
 def test_weights_load_offline_and_predict(two_runs: tuple[Path, Path], no_network) -> None:
     loaded = load_model("tiny-dpt-beit", weights=two_runs[0])
     h, w = loaded.card.input_hw
