@@ -376,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("steps", "batch", "pool", "eval_scenes", "val_scenes", "val_every", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not args.grad_clip > 0:  # a limit of 0 zeroes every gradient: nothing would train
+        parser.error(f"--grad-clip must be > 0, got {args.grad_clip}")
     given = sys.argv[1:] if argv is None else argv
     args.command = shlex.join(["python", "-m", "xdepth.export.train_tiny", *given])
     log = train(args)

@@ -70,11 +70,29 @@ def test_log_records_the_run_and_the_kept_step(two_runs: tuple[Path, Path]) -> N
     assert log["held_out"]["scenes"] == 2
 
 
-def test_edge_pixel_choice_reaches_the_targets(two_runs: tuple[Path, Path], tmp_path: Path) -> None:
-    assert main([*ARGS, "--edge-pixels", "area", "--out", str(tmp_path)]) == 0
-    assert json.loads((tmp_path / "train_log.json").read_text())["edge_pixels"] == "area"
-    area = (tmp_path / "model.safetensors").read_bytes()
-    assert area != (two_runs[0] / "model.safetensors").read_bytes()
+@pytest.mark.parametrize(
+    ("flag", "value", "logged"),
+    [
+        ("--edge-pixels", "area", "area"),  # targets: mixed pixels averaged
+        ("--attention", "sdpa", "sdpa"),  # the fused kernel; the default is plain attention
+        ("--grad-clip", "1e9", 1e9),  # gradient norms exceed the default clip of 1
+    ],
+)
+def test_option_reaches_the_run(
+    two_runs: tuple[Path, Path], tmp_path: Path, flag: str, value: str, logged: object
+) -> None:
+    """Each option is logged and trains other weights than the defaults do."""
+    assert main([*ARGS, flag, value, "--out", str(tmp_path)]) == 0
+    log = json.loads((tmp_path / "train_log.json").read_text())
+    assert log[flag.removeprefix("--").replace("-", "_")] == logged
+    other = (tmp_path / "model.safetensors").read_bytes()
+    assert other != (two_runs[0] / "model.safetensors").read_bytes()
+
+
+def test_rejects_a_gradient_clip_that_stops_training(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        main([*ARGS, "--grad-clip", "0", "--out", str(tmp_path)])
+    assert not (tmp_path / "model.safetensors").exists()
 
 
 def test_eager_attention_weights_are_scored_as_the_engine_loads_them(
@@ -86,22 +104,6 @@ def test_eager_attention_weights_are_scored_as_the_engine_loads_them(
     loaded = load_model("tiny-dpt-beit", weights=two_runs[0])
     assert loaded.model.config._attn_implementation != "eager"
     assert evaluate(loaded.model, loaded.card, 2, HELD_OUT_BASE_SEED) == log["held_out"]
-
-
-def test_attention_choice_reaches_the_model(two_runs: tuple[Path, Path], tmp_path: Path) -> None:
-    """The default trains with plain attention; --attention sdpa with the fused kernel."""
-    assert main([*ARGS, "--attention", "sdpa", "--out", str(tmp_path)]) == 0
-    assert json.loads((tmp_path / "train_log.json").read_text())["attention"] == "sdpa"
-    fused = (tmp_path / "model.safetensors").read_bytes()
-    assert fused != (two_runs[0] / "model.safetensors").read_bytes()
-
-
-def test_grad_clip_reaches_the_optimiser(two_runs: tuple[Path, Path], tmp_path: Path) -> None:
-    """Gradient norms exceed the default clip of 1, so lifting it changes the weights."""
-    assert main([*ARGS, "--grad-clip", "1e9", "--out", str(tmp_path)]) == 0
-    assert json.loads((tmp_path / "train_log.json").read_text())["grad_clip"] == 1e9
-    unclipped = (tmp_path / "model.safetensors").read_bytes()
-    assert unclipped != (two_runs[0] / "model.safetensors").read_bytes()
 
 
 def test_weights_load_offline_and_predict(two_runs: tuple[Path, Path], no_network) -> None:
