@@ -7,6 +7,11 @@ Seed 1 is the best of seeds 0-2 by mean mask IoU + delta1 on 200 scenes of the t
 range outside every pool (``evaluate(model, card, 200, 90_000_000)``), not on the held-out
 scenes the demo scores.
 
+The model underfits rather than overfits: it scores the same on 200 scenes of its own pool
+as on unseen ones (IoU 0.826 against 0.822), so the half-hour budget, not the data, bounds
+its accuracy. Drawing half of each batch by each scene's last loss, a wider and deeper ViT
+(hidden 192, 6 layers; 9,000 steps) and a learning rate of 1e-3 all scored lower.
+
 The model learns relative inverse depth (``predicted_depth`` of DPTForDepthEstimation, after
 its ReLU; inverse depth in 1/m, or with --targets scene-max divided by each scene's
 maximum), so the seed's max-scaled threshold of 45 applied to a
@@ -305,7 +310,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init", help="start from the weights in this folder (fine-tuning)")
     parser.add_argument("--steps", type=int, default=10000)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=5e-4,
+        help="peak learning rate (at 1e-3 a run never left the flat start and collapsed to a "
+        "flat map once the late terms ramped in)",
+    )
     parser.add_argument("--weight-decay", type=float, default=0.05)
     parser.add_argument(
         "--grad-clip",
