@@ -367,7 +367,11 @@ def main(argv: list[str] | None = None) -> int:
         "SDPA's fused kernel, the one the engine runs (rounded differently)",
     )
     parser.add_argument(
-        "--threads", type=int, default=2, help="torch threads (the same count gives the same bytes)"
+        "--threads",
+        type=int,
+        default=2,
+        help="torch threads (the same count on the same CPU model gives the same bytes; other "
+        "CPUs' bf16 kernels round differently)",
     )
     parser.add_argument(
         "--targets",
