@@ -18,16 +18,19 @@ from xdepth.cli_options import (
     settings_from_args,
 )
 from xdepth.errors import XDepthError
+from xdepth.exit_codes import (
+    EXIT_CODES,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_STORAGE,
+    EXIT_USAGE,
+)
 from xdepth.registry import all_cards
+from xdepth.signals import Interrupted, stop_on_signals
+from xdepth.storage import StorageFault
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-EXIT_INTERRUPTED = 130
-EXIT_CODES = """\
-exit codes:
-  0    every image succeeded (or was already done)
-  1    some images failed (each is listed in OUT/errors.jsonl); the others are done
-  2    usage error: a bad option, input, model or output folder; nothing was processed
-  130  interrupted (Ctrl-C); running the same command again finishes the job"""
+__all__ = ["EXIT_CODES", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "main"]
 
 
 def _cmd_variants(args: argparse.Namespace) -> int:
@@ -60,27 +63,29 @@ def _cmd_variants(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from xdepth.inputs import open_inputs
     from xdepth.runner import run
+    from xdepth.storage import check_output
 
-    settings = settings_from_args(args)  # cheap checks first: options, then inputs, then model
+    # Cheap checks first: options, inputs, OUT (writable, free space), then the model.
+    settings = settings_from_args(args)
     source = open_inputs(args.inputs, args.relative_to).excluding(args.output)
+    for folder in source.skipped_folders:
+        _say(
+            f"skipping {folder}: it holds the outputs of an earlier xdepth job; "
+            "name it as an input to process it"
+        )
     if source.total == 0:
         print("xdepth run: the inputs hold no image files", file=sys.stderr)
         return EXIT_USAGE
+    check_output(args.output, source.items, settings, args.min_free)
     if args.ray is not None:
         from xdepth.ray_runner import run_from_args
 
         summary = run_from_args(args, settings, source)
-        print(summary.describe())
-        return summary.exit_code
-    backend = open_model(args)
-    summary = run(
-        backend,
-        source,
-        Path(args.output),
-        settings,
-        **run_options(args),
-    )
+    else:
+        summary = run(open_model(args), source, Path(args.output), settings, **run_options(args))
     print(summary.describe())
+    if summary.stopped:
+        print(f"xdepth run: {summary.stopped['reason']}", file=sys.stderr)
     return summary.exit_code
 
 
@@ -169,13 +174,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with stop_on_signals():
+            return args.func(args)
+    except StorageFault as exc:  # before the first image (the job file); later: the summary's
+        print(f"xdepth {args.command}: {exc}", file=sys.stderr)
+        return EXIT_STORAGE
     except XDepthError as exc:
         print(f"xdepth {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"xdepth {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        name = exc.name if isinstance(exc, Interrupted) else "SIGINT"
+        print(
+            f"xdepth {args.command}: interrupted ({name}); run the same command again to "
+            "finish the job",
+            file=sys.stderr,
+        )
+        return exc.exit_code if isinstance(exc, Interrupted) else EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

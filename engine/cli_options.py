@@ -16,6 +16,7 @@ from xdepth.settings import (
     parse_threshold,
     preset_names,
 )
+from xdepth.storage import parse_size
 
 _OV_ONLY = (
     ("streams", "--streams"),
@@ -128,6 +129,14 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--overwrite", action="store_true", help="recompute everything, even with new settings"
     )
+    group.add_argument(
+        "--min-free",
+        type=_size,
+        default=None,
+        metavar="SIZE",
+        help="free space OUT's filesystem needs to start, e.g. 2G, 0 for no check (default "
+        "auto: the outputs of the next few images, estimated from the inputs)",
+    )
     group.add_argument("--quiet", action="store_true", help="no progress bar or error lines")
 
 
@@ -174,9 +183,17 @@ def _streams(text: str) -> int | str:
     return value
 
 
+def _size(text: str) -> int | None:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def run_options(args: argparse.Namespace) -> dict[str, Any]:
     """The job options of `xdepth run` that every runner (local, Ray) takes alike."""
     names = ("overwrite", "quiet", "readers", "post_workers", "max_in_flight", "max_pixels")
+    names += ("min_free",)
     return {name: getattr(args, name) for name in names}
 
 

@@ -17,6 +17,7 @@ Every Pillow mode is converted to RGB on purpose, not by Pillow's default cast:
 from __future__ import annotations
 
 import io
+import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,23 +138,24 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decode
     path = Path(path)
     allow_pixels(max_pixels)
     try:
-        info = path.stat()
+        # Checked on the open file, not the name: the file may change between a check and
+        # the open (removed, replaced by a folder or a FIFO, which would block a plain open).
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise ImageReadError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise ImageReadError(f"{path}: cannot access ({exc.strerror or exc})") from None
-    if not stat.S_ISREG(info.st_mode):
-        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-        raise ImageReadError(f"{path}: {kind}, not an image file")
-    if info.st_size == 0:
-        raise ImageReadError(f"{path}: empty file (0 bytes)")
-    try:
-        handle = path.open("rb")
+        raise ImageReadError(f"{path}: no such file (missing, or removed since listed)") from None
     except PermissionError:
         raise ImageReadError(f"{path}: permission denied") from None
     except OSError as exc:
         raise ImageReadError(f"{path}: cannot open ({exc.strerror or exc})") from None
-    with handle:
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_size == 0:
+        os.close(fd)
+        if info.st_size == 0 and stat.S_ISREG(info.st_mode):
+            raise ImageReadError(f"{path}: empty file (0 bytes)")
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise ImageReadError(f"{path}: {kind}, not an image file")
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as handle:
         return _decode(handle, path, max_pixels)
 
 

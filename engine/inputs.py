@@ -15,7 +15,9 @@ An input argument is one of:
   running job); relative entries are relative to the current folder, and outputs mirror
   paths relative to the current folder (or ``--relative-to``).
 
-Files inside the output folder are never inputs (a rerun does not read its own outputs).
+Files inside the output folder are never inputs (a rerun does not read its own outputs),
+and neither are those of earlier jobs: a folder below a folder or glob input that holds
+``.xdepth-job.json`` is skipped (reported once) unless it is itself the argument.
 Paths that a list names but that do not exist are reported per image (the job goes on);
 arguments that name nothing are usage errors. Two inputs whose outputs would have the same
 name (``a/x.jpg`` and ``b/x.jpg`` from two folders, or ``x.jpg`` next to ``x.png``) are a
@@ -28,7 +30,7 @@ import glob
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import TextIO
 
@@ -36,6 +38,7 @@ from xdepth.errors import XDepthError
 from xdepth.imageio import IMAGE_EXTENSIONS
 from xdepth.post.encoders import TEMP_PREFIX
 
+JOB_FILE = ".xdepth-job.json"  # marks an xdepth output folder (written by xdepth.resume)
 LIST_SUFFIXES = frozenset({".txt", ".lst"})
 STDIN = "-"
 _MAX_LISTED_COLLISIONS = 5
@@ -98,12 +101,19 @@ def _through_symlink(root: Path, rel: Path) -> bool:
     return any((root / Path(*rel.parts[:i])).is_symlink() for i in range(1, len(rel.parts)))
 
 
-def _walk_images(folder: Path) -> list[Path]:
-    """Image files below `folder`, sorted by relative path; symlinked folders not followed."""
+def _is_output_folder(folder: Path) -> bool:
+    return (folder / JOB_FILE).is_file()
+
+
+def _walk_images(folder: Path, skipped: list[Path]) -> list[Path]:
+    """Image files below `folder`, sorted by relative path; symlinked folders not followed,
+    earlier output folders below it skipped (and added to `skipped`)."""
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames.sort()
         base = Path(dirpath)
+        outputs = [name for name in dirnames if _is_output_folder(base / name)]
+        skipped.extend(base / name for name in sorted(outputs))
+        dirnames[:] = sorted(name for name in dirnames if name not in outputs)
         found.extend(
             base / name
             for name in filenames
@@ -143,7 +153,19 @@ def read_list_file(list_path: Path, relative_to: Path | None = None) -> list[Inp
     return items
 
 
-def _expand(arg: str, relative_to: Path | None) -> list[InputItem]:
+def _in_output_folder(root: Path, rel: Path, skipped: list[Path]) -> bool:
+    """True when a folder below `root` on the way to the file is an earlier output folder."""
+    for depth in range(1, len(rel.parts)):
+        folder = root / Path(*rel.parts[:depth])
+        if folder in skipped:
+            return True
+        if _is_output_folder(folder):
+            skipped.append(folder)
+            return True
+    return False
+
+
+def _expand(arg: str, relative_to: Path | None, skipped: list[Path]) -> list[InputItem]:
     if arg.startswith("@"):
         listed = Path(arg[1:])
         if not listed.is_file():
@@ -151,7 +173,8 @@ def _expand(arg: str, relative_to: Path | None) -> list[InputItem]:
         return read_list_file(listed, relative_to)
     path = Path(arg)
     if path.is_dir():
-        return [InputItem(found, found.relative_to(path)) for found in _walk_images(path)]
+        found = _walk_images(path, skipped)
+        return [InputItem(image, image.relative_to(path)) for image in found]
     if path.is_file():
         if path.suffix.lower() in LIST_SUFFIXES:
             return read_list_file(path, relative_to)
@@ -162,7 +185,10 @@ def _expand(arg: str, relative_to: Path | None) -> list[InputItem]:
         files = [
             m
             for m in matches
-            if m.is_file() and is_image_name(m) and not _through_symlink(root, m.relative_to(root))
+            if m.is_file()
+            and is_image_name(m)
+            and not _through_symlink(root, m.relative_to(root))
+            and not _in_output_folder(root, m.relative_to(root), skipped)
         ]
         if not files:
             raise InputError(f"{arg}: the pattern matches no image files")
@@ -196,11 +222,18 @@ class _Registry:
         return True, None
 
 
-def collect_inputs(inputs: Iterable[str], relative_to: str | Path | None = None) -> list[InputItem]:
+def collect_inputs(
+    inputs: Iterable[str],
+    relative_to: str | Path | None = None,
+    skipped: list[Path] | None = None,
+) -> list[InputItem]:
     """Expand file, folder, glob and list arguments (not ``-``) into items, in order.
 
-    Raises InputError for an argument that names nothing, and for output-name collisions.
+    Earlier output folders found below folders and globs are left out and added to
+    `skipped`. Raises InputError for an argument that names nothing, and for output-name
+    collisions.
     """
+    skipped = [] if skipped is None else skipped
     base = Path(relative_to) if relative_to is not None else None
     registry = _Registry()
     items: list[InputItem] = []
@@ -208,7 +241,7 @@ def collect_inputs(inputs: Iterable[str], relative_to: str | Path | None = None)
     for arg in inputs:
         if arg == STDIN:
             raise InputError("'-' (paths on standard input) is read by open_inputs, not here")
-        for item in _expand(arg, base):
+        for item in _expand(arg, base, skipped):
             keep, problem = registry.admit(item)
             if problem:
                 problems.append(problem)
@@ -230,12 +263,14 @@ class InputSource:
     stdin: TextIO | None = None
     relative_to: Path | None = None
     exclude: Path | None = None  # a folder (OUT) whose files are never inputs
+    skipped_folders: list[Path] = field(default_factory=list)  # earlier output folders
 
     def excluding(self, folder: str | Path) -> InputSource:
         """The same inputs without the files inside `folder` (OUT: outputs are not inputs)."""
         real = Path(folder).resolve()
         kept = [item for item in self.items if not _inside(item.path, real)]
-        return InputSource(kept, self.stdin, self.relative_to, real)
+        skipped = [path for path in self.skipped_folders if not _inside(path, real)]
+        return InputSource(kept, self.stdin, self.relative_to, real, skipped)
 
     @property
     def total(self) -> int | None:
@@ -287,8 +322,9 @@ def open_inputs(
     args = list(inputs)
     if args.count(STDIN) > 1:
         raise InputError("'-' (paths on standard input) may be given only once")
-    eager = collect_inputs([a for a in args if a != STDIN], relative_to)
+    skipped: list[Path] = []
+    eager = collect_inputs([a for a in args if a != STDIN], relative_to, skipped)
     if STDIN not in args:
-        return InputSource(eager)
+        return InputSource(eager, skipped_folders=skipped)
     base = Path(relative_to) if relative_to is not None else None
-    return InputSource(eager, stdin if stdin is not None else sys.stdin, base)
+    return InputSource(eager, stdin if stdin is not None else sys.stdin, base, None, skipped)

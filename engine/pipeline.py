@@ -16,7 +16,9 @@ cutout PNGs), 2-3 % of the host time holds the GIL (bench/engine_measure.py), so
 scale to many cores, while a process pool would copy every full-size image and depth map.
 
 A failure is caught where it happens, recorded on the image's task as (stage, reason), and
-the task goes straight to the caller; the other images go on.
+the task goes straight to the caller; the other images go on. A write that OUT's filesystem
+refuses (disk full, quota, read-only, I/O error: `xdepth.storage`) is no image's failure:
+the pipeline stops, cancels what is in flight, and `results()` raises the StorageFault.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from xdepth.inference import Inference
 from xdepth.inputs import InputItem, RejectedInput
 from xdepth.outputs import DepthResult
 from xdepth.settings import PostSettings
+from xdepth.storage import StorageFault, storage_fault
 
 _STOP = object()  # end of a queue's stream
 
@@ -157,6 +160,7 @@ class Pipeline:
             "caller": StageStats("caller", 1),
         }
         self._fatal: BaseException | None = None
+        self._fault: StorageFault | None = None  # OUT stopped taking data: the job stops
         self._sentinels_lock = threading.Lock()
         self._sentinels_sent = False
         self._threads: list[threading.Thread] = []
@@ -328,11 +332,25 @@ class Pipeline:
             stage = "write"
             task.written = self.writer(task, files)
         except Exception as exc:  # post-processing or writing this image failed
-            task.fail(stage, exc)
+            fault = storage_fault(exc, task.rel or task.path) if stage == "write" else None
+            if fault is None:
+                task.fail(stage, exc)
+            else:
+                task.cancelled = True
+                self._halt(fault)
         finally:
             task.depth = None
             if self.writer is not None:
                 task.image = None
+
+    def _halt(self, fault: StorageFault) -> None:
+        """Stop the job from a worker: later images are cancelled, results() raises `fault`."""
+        with self._sentinels_lock:
+            self._fault = self._fault or fault
+        self.stop.set()
+        # The feed may wait on its input stream (stdin); the readers must not wait on it.
+        # From another thread: a full read queue must not block this worker.
+        threading.Thread(target=self._send_read_sentinels, daemon=True).start()
 
     # -- driving --------------------------------------------------------------------------
 
@@ -374,6 +392,8 @@ class Pipeline:
                 self._cancel(finished)
             for thread in self._threads[1:]:
                 thread.join()
+        if self._fault is not None:
+            raise self._fault
         fatal = self._fatal
         if isinstance(fatal, XDepthError):
             raise fatal

@@ -22,9 +22,11 @@ from xdepth.api import open_backend
 from xdepth.errors import XDepthError
 from xdepth.inference import make_inference
 from xdepth.inputs import InputItem
+from xdepth.pipeline import Task
 from xdepth.resume import OutputFolder, settings_record
 from xdepth.runner import job_pipeline
 from xdepth.settings import PostSettings
+from xdepth.storage import StorageFault
 
 __all__ = ["STAGE_KEYS", "DepthActor", "claim_numa_node"]
 STAGE_KEYS = ("busy_s", "waited_for_input_s", "waited_on_next_stage_s")
@@ -82,16 +84,23 @@ class DepthActor:
         pipeline = job_pipeline(self.inference, self.settings, self.folder, **self.pipeline_options)
         busy_before = self.inference.clock.seconds
         started = time.time()  # wall clock: comparable across the pool's processes
-        tasks = sorted(pipeline.results(items), key=lambda task: task.index)
+        done: list[Task] = []
+        fault: StorageFault | None = None
+        try:
+            done.extend(pipeline.results(items))
+        except StorageFault as exc:  # OUT refused data: reported, and the driver stops
+            fault = exc
+        tasks = sorted(done, key=lambda task: task.index)
+        errors = [_error(task, fault) for task in tasks]
         share = 1.0 / len(tasks)
         rows: dict[str, Any] = {
             "actor": [self.name] * len(tasks),
             "started": [started] * len(tasks),
             "ended": [time.time()] * len(tasks),
             "path": [str(task.path) for task in tasks],
-            "status": [_status(task.error, task.skipped) for task in tasks],
-            "stage": [task.error[0] if task.error else "" for task in tasks],
-            "reason": [task.error[1] if task.error else "" for task in tasks],
+            "status": [_status(task, error) for task, error in zip(tasks, errors, strict=True)],
+            "stage": [error[0] if error else "" for error in errors],
+            "reason": [error[1] if error else "" for error in errors],
             "model_s": [(self.inference.clock.seconds - busy_before) * share] * len(tasks),
         }
         for name, stats in pipeline.stats.items():
@@ -102,8 +111,17 @@ class DepthActor:
         return {key: np.asarray(values) for key, values in rows.items()}
 
 
-def _status(error: tuple[str, str] | None, skipped: bool) -> str:
-    return "failed" if error else "skipped" if skipped else "ok"
+def _error(task: Task, fault: StorageFault | None) -> tuple[str, str] | None:
+    """(stage, reason) of a failed task; (code, reason) of one a storage fault cancelled."""
+    if task.cancelled and fault is not None:
+        return fault.code, str(fault)
+    return task.error
+
+
+def _status(task: Task, error: tuple[str, str] | None) -> str:
+    if task.cancelled:
+        return "stopped"
+    return "failed" if error else "skipped" if task.skipped else "ok"
 
 
 def claim_numa_node(nodes: Path = NUMA_NODES, locks: Path | None = None) -> tuple[str, int]:

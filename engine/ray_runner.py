@@ -39,6 +39,8 @@ from xdepth.ray_actor import STAGE_KEYS, DepthActor
 from xdepth.resume import OutputFolder
 from xdepth.runner import JobLog, RunSummary, open_job
 from xdepth.settings import PostSettings
+from xdepth.signals import reclaim_signals
+from xdepth.storage import StorageFault, check_output
 
 __all__ = ["run_from_args", "run_ray"]
 MAX_BATCH_SIZE = 32
@@ -56,6 +58,7 @@ class JobOptions(TypedDict, total=False):
     post_workers: int
     max_in_flight: int | None
     max_pixels: int
+    min_free: int | None
 
 
 def run_ray(
@@ -96,6 +99,7 @@ def run_ray(
         if isinstance(inputs, InputSource)
         else open_inputs([str(x) for x in inputs], relative_to)
     ).excluding(out)
+    check_output(out, source.items, settings, options.get("min_free"))
     backend_options = {"streams": streams, "inference_precision": precision_hint}
     backend_options["cache_dir"] = str(cache_dir) if cache_dir is not None else None
     # The driver compiles once too: the job file records the effective inference precision.
@@ -105,7 +109,8 @@ def run_ray(
     overwrite, quiet = options.get("overwrite", False), options.get("quiet", False)
     folder, summary, background = open_job(inference, settings, out, overwrite, max_pixels)
     del inference
-    pipeline_options = {k: v for k, v in options.items() if k not in ("overwrite", "quiet")}
+    driver_only = ("overwrite", "quiet", "min_free")
+    pipeline_options = {k: v for k, v in options.items() if k not in driver_only}
     constructor = {
         "artifact": str(artifact),
         "out": str(out),
@@ -191,6 +196,7 @@ def _connect(ray: Any, address: str | None, quiet: bool) -> bool:
     except (ConnectionError, ValueError, RuntimeError) as exc:
         where = address or "RAY_ADDRESS, a running local Ray, or a new one"
         raise XDepthError(f"cannot reach Ray ({where}): {exc}") from None
+    reclaim_signals()  # ray.init replaced the SIGTERM handler with one that skips run.json
     return True
 
 
@@ -260,11 +266,15 @@ def _collect(
     model_s = 0.0
     stages: dict[str, dict[str, Any]] = {}
     calls: dict[tuple[str, float], list[float]] = {}  # (actor, start) -> [end, images ok]
+    fault: StorageFault | None = None
     for batch in batches:  # a block of rows: one or more actor calls
         columns = ("path", "status", "stage", "reason", "actor", "started", "ended")
         for path, status, stage, reason, actor, begin, end in zip(
             *(batch[c] for c in columns), strict=True
         ):
+            if status == "stopped":  # an actor's OUT refused data: the job stops (not a failure)
+                fault = StorageFault(str(reason), str(stage))
+                continue
             error = (str(stage), str(reason)) if status == "failed" else None
             log.add(str(path), error, skipped=status == "skipped")
             call = calls.setdefault((str(actor), float(begin)), [float(end), 0])
@@ -279,6 +289,8 @@ def _collect(
                 figures[key] = max(figures[key], int(values.max()) * actors)
             else:
                 figures[key] += float(values.sum())
+        if fault is not None:  # stop taking batches; the driver's finally shuts Ray down
+            break
     # Seconds the pool's models were busy, per actor: model-only images/s of the whole pool.
     summary.model_seconds = model_s / actors
     summary.stages = {
@@ -287,6 +299,8 @@ def _collect(
     }
     if calls:
         pool |= _pool_timing(calls, start_epoch)
+    if fault is not None:
+        raise fault
 
 
 def _pool_timing(calls: dict[tuple[str, float], list[float]], start_epoch: float) -> dict:

@@ -12,6 +12,7 @@ kernel even on kill -9) keeps two jobs from writing one folder at once.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import hashlib
@@ -23,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from xdepth.errors import XDepthError
-from xdepth.inputs import rel_problem
+from xdepth.inputs import JOB_FILE, rel_problem
 from xdepth.post.encoders import remove_stale_temp_files, write_atomic
 from xdepth.settings import PostSettings, background_kind
+from xdepth.storage import storage_fault
 
-JOB_FILE = ".xdepth-job.json"
 LOCK_FILE = ".xdepth-job.lock"
 JOB_FORMAT = 1
 # Libraries whose versions can change output bytes (decoding, resizing, encoding, inference).
@@ -120,7 +121,11 @@ class OutputFolder:
                     "settings": self.record,
                     "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 }
-                write_atomic(self.root / JOB_FILE, (json.dumps(job, indent=2) + "\n").encode())
+                path = self.root / JOB_FILE
+                try:
+                    write_atomic(path, (json.dumps(job, indent=2) + "\n").encode())
+                except OSError as exc:
+                    raise storage_fault(exc, path) or exc from None
         except BaseException:
             self.close()
             raise
@@ -241,13 +246,29 @@ class OutputFolder:
         return True
 
     def write(self, rel: Path, files: dict[str, bytes]) -> tuple[Path, ...]:
-        """Write `<rel parent>/<stem>.<suffix>` files atomically; return their paths."""
+        """Write `<rel parent>/<stem>.<suffix>` files atomically; return their paths.
+
+        All or nothing: when one file fails, those written before it are removed, so an
+        image is either complete or absent. A full disk (or quota, read-only, I/O error)
+        raises StorageFault, which stops the job.
+        """
         folder = self.folder_for(rel)
-        folder.mkdir(parents=True, exist_ok=True)
-        if folder not in self._checked_folders:
-            self.folder_for(rel)  # again: the folder may have been swapped for a symlink
-            self._checked_folders.add(folder)
-        written = []
-        for suffix, data in files.items():
-            written.append(write_atomic(folder / f"{rel.stem}.{suffix}", data))
+        written: list[Path] = []
+        target = folder
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if folder not in self._checked_folders:
+                self.folder_for(rel)  # again: the folder may have been swapped for a symlink
+                self._checked_folders.add(folder)
+            for suffix, data in files.items():
+                target = folder / f"{rel.stem}.{suffix}"
+                written.append(write_atomic(target, data))
+        except Exception as exc:
+            for path in written:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            fault = storage_fault(exc, target)
+            if fault is not None:
+                raise fault from exc
+            raise
         return tuple(written)

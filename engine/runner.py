@@ -1,20 +1,25 @@
 """A batch job: inputs -> pipeline -> OUT, resumable, with errors.jsonl, progress and run.json.
 
 One bad file never stops a job: its failure goes to OUT/errors.jsonl as one JSON line
-(path, stage, reason), is printed, and counted; the other images go on. At the end a
-summary (ok / failed / skipped, wall time, images/s, model-only images/s, and how long
-each stage waited for input or on the next stage) is printed and written to OUT/run.json.
+(path, stage, reason), is printed, and counted; the other images go on. Faults of the job,
+not of an image, stop it: OUT's filesystem refusing data (`xdepth.storage`: exit 74) and
+SIGINT/SIGTERM (`xdepth.signals`: 130/143). At the end, however it ends, a summary (ok /
+failed / skipped, wall time, images/s, model-only images/s, how long each stage waited
+for input or on the next stage, and why it stopped) is printed and written to OUT/run.json.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from signal import Signals
 from typing import IO, Any
 
+from xdepth.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_STORAGE, signal_exit_code
 from xdepth.imageio import DEFAULT_MAX_PIXELS, ImageReadError, read_image
 from xdepth.inference import Inference, make_inference
 from xdepth.inputs import InputItem, InputSource
@@ -23,6 +28,8 @@ from xdepth.post import parse_policy
 from xdepth.post.encoders import write_atomic
 from xdepth.resume import OutputFolder, settings_record
 from xdepth.settings import PostSettings, SettingsError, background_kind
+from xdepth.signals import Interrupted
+from xdepth.storage import StorageFault, check_output, storage_fault
 
 __all__ = [
     "JobLog",
@@ -60,6 +67,8 @@ class RunSummary:
     resumed: bool = False
     removed_temp_files: int = 0
     interrupted: bool = False
+    signal: str | None = None  # the signal that interrupted the job (SIGINT, SIGTERM)
+    stopped: dict[str, str] | None = None  # OUT refused data: {"code": "ENOSPC", "reason"}
     ray: dict[str, Any] | None = None  # the actor pool of a Ray job (xdepth.ray_runner)
 
     @property
@@ -72,8 +81,12 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 when every image succeeded (or was already done), 1 when some failed."""
-        return 1 if self.failed or self.interrupted else 0
+        """xdepth.exit_codes: storage fault, then signal, then failed images, else 0."""
+        if self.stopped:
+            return EXIT_STORAGE
+        if self.interrupted:
+            return signal_exit_code(Signals[self.signal or "SIGINT"])
+        return EXIT_FAILED if self.failed else EXIT_OK
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +103,9 @@ class RunSummary:
             "resumed": self.resumed,
             "removed_temp_files": self.removed_temp_files,
             "interrupted": self.interrupted,
+            "signal": self.signal,
+            "stopped": self.stopped,
+            "exit_code": self.exit_code,
             "errors_shown": self.errors[:_ERRORS_IN_SUMMARY],
         } | ({"ray": self.ray} if self.ray is not None else {})
 
@@ -120,8 +136,15 @@ class RunSummary:
             )
         if self.failed:
             lines.append(f"failures are listed in {Path(self.out) / ERRORS_FILE}")
+        if self.stopped:
+            lines.append(
+                f"stopped after {self.ok + self.skipped} finished images: {self.stopped['reason']}"
+            )
         if self.interrupted:
-            lines.append("interrupted: run the same command again to finish the job")
+            lines.append(
+                f"interrupted ({self.signal or 'SIGINT'}) after {self.ok + self.skipped} "
+                "finished images: run the same command again to finish the job"
+            )
         return "\n".join(lines)
 
 
@@ -150,7 +173,8 @@ class JobLog:
     summary, the progress bar, and OUT/errors.jsonl, written line by line as failures happen.
 
     As a context manager it times the job (from entry, or from `start` reset) and, however
-    the job ends, closes the log and writes OUT/run.json; Ctrl-C marks it interrupted.
+    the job ends, closes the log and writes OUT/run.json. A signal marks it interrupted; a
+    StorageFault marks it stopped and ends here (the summary carries its exit code).
     """
 
     def __init__(self, summary: RunSummary, total: int | None, quiet: bool) -> None:
@@ -163,12 +187,27 @@ class JobLog:
         self.start = time.perf_counter()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
-        if kind is not None and issubclass(kind, KeyboardInterrupt):
-            self.summary.interrupted = True
-        self.close()
-        self.summary.seconds = time.perf_counter() - self.start
-        write_run_file(self.summary)
+    def __exit__(self, kind: type | None, exc: BaseException | None, _: object) -> bool:
+        summary = self.summary
+        if isinstance(exc, KeyboardInterrupt):
+            summary.interrupted = True
+            summary.signal = exc.name if isinstance(exc, Interrupted) else "SIGINT"
+        if isinstance(exc, StorageFault):
+            summary.stopped = {"code": exc.code, "reason": str(exc)}
+        try:
+            self.close()
+        except OSError as error:  # the last errors.jsonl lines did not fit
+            print(f"xdepth: cannot write {self.handle.name}: {error}", file=sys.stderr)
+        summary.seconds = time.perf_counter() - self.start
+        try:
+            write_run_file(summary)
+        except OSError as error:
+            print(
+                f"xdepth: cannot write {Path(summary.out) / RUN_FILE} ({error.strerror or error}); "
+                f"{summary.ok + summary.skipped} images were finished",
+                file=sys.stderr,
+            )
+        return isinstance(exc, StorageFault)
 
     def add(
         self, path: str, error: tuple[str, str] | None, *, skipped: bool = False, done: bool = True
@@ -178,8 +217,11 @@ class JobLog:
         if error:
             stage, reason = error
             entry = {"path": path, "stage": stage, "reason": reason}
-            self.handle.write(json.dumps(entry) + "\n")
-            self.handle.flush()
+            try:
+                self.handle.write(json.dumps(entry) + "\n")
+                self.handle.flush()
+            except OSError as exc:
+                raise storage_fault(exc, self.handle.name) or exc from None
             if not self.quiet:
                 self.bar.write(f"xdepth: {stage} failed: {reason}")
             summary.failed += 1
@@ -259,12 +301,19 @@ def run(
     post_workers: int = 2,
     max_in_flight: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_free: int | None = None,
 ) -> RunSummary:
-    """Process `inputs` into `out`; see the module docstring. Raises on usage errors only."""
+    """Process `inputs` into `out`; see the module docstring. Raises on usage errors only.
+
+    `min_free`: bytes OUT's filesystem must have free to start (None: the next few images'
+    outputs, estimated; 0: no check). A full disk later stops the job: the summary's
+    `stopped` says why, and its `exit_code` is EXIT_STORAGE.
+    """
     settings = settings or PostSettings()
     inference = make_inference(backend)
     source = inputs if isinstance(inputs, InputSource) else InputSource(list(inputs))
     source = source.excluding(out)
+    check_output(out, source.items, settings, min_free)
     folder, summary, background = open_job(inference, settings, out, overwrite, max_pixels)
     with folder:
         summary.resumed = folder.resuming

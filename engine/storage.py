@@ -1,0 +1,164 @@
+"""OUT's filesystem: the faults that stop a whole job, and the checks before it starts.
+
+A full disk, an exhausted quota, a read-only remount or an I/O error on write is not one
+image's problem: every later image would fail the same way. Such a write raises
+`StorageFault`; the job stops taking images, drops the image being written (its files are
+atomic, so nothing partial stays), writes OUT/run.json and exits with EXIT_STORAGE. Before
+the model loads, `check_output` refuses an OUT that cannot be created or written, or whose
+filesystem has less free space than a margin: by default the outputs of the next few images,
+estimated from the inputs' pixel counts.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from PIL import Image
+
+from xdepth.errors import XDepthError
+from xdepth.inputs import InputItem
+from xdepth.post.encoders import TEMP_PREFIX
+from xdepth.settings import PostSettings
+
+__all__ = [
+    "StorageFault",
+    "check_output",
+    "estimate_output_bytes",
+    "format_bytes",
+    "parse_size",
+    "storage_fault",
+]
+# errno -> what to do about it.
+STORAGE_ERRNOS = {
+    errno.ENOSPC: "free space on that filesystem",
+    errno.EDQUOT: "raise the quota or free space",
+    errno.EROFS: "remount that filesystem writable, or choose another -o",
+    errno.EIO: "check the disk (the kernel log says more)",
+}
+# Bytes per pixel of each output kind, measured at PNG level 1 on the synthetic scenes and
+# rounded up for photos, whose colour outputs compress less. ply: per point (--ply-stride).
+BYTES_PER_PIXEL = {
+    "depth16": 1.0,
+    "depth8": 0.25,
+    "depth-color": 0.5,
+    "npy": 4.0,
+    "pfm": 4.0,
+    "mask": 0.05,
+    "cutout": 1.0,
+    "composite": 1.0,
+    "normals": 1.0,
+    "ply": 15.0,
+    "fb3d": 0.5,
+}
+NEXT_IMAGES = 3  # the default margin covers this many images (the largest sampled)
+SAMPLED_INPUTS = 16  # inputs whose headers are read for the estimate
+JOB_FILES_BYTES = 64 * 1024  # OUT's own files: job file, run.json, errors.jsonl
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+class StorageFault(XDepthError):
+    """OUT's filesystem stopped taking data; the whole job stops, never one image."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code  # ENOSPC, EDQUOT, EROFS or EIO
+
+
+def storage_fault(exc: BaseException, target: str | Path) -> StorageFault | None:
+    """The job-level fault `exc` is, for a write of `target`; None for any other error."""
+    if isinstance(exc, StorageFault):
+        return exc
+    if not isinstance(exc, OSError) or exc.errno not in STORAGE_ERRNOS:
+        return None
+    code = errno.errorcode[exc.errno]
+    hint = STORAGE_ERRNOS[exc.errno]
+    return StorageFault(
+        f"cannot write {target}: {exc.strerror or os.strerror(exc.errno)} ({code}); the job "
+        f"stopped: {hint}, then run the same command again to finish",
+        code,
+    )
+
+
+def parse_size(text: str) -> int | None:
+    """`--min-free`: "auto" (None), or bytes with an optional K, M, G, T (powers of 1024)."""
+    if text.strip().lower() == "auto":
+        return None
+    match = _SIZE.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"not a size: {text!r}; give auto, 0, or e.g. 500M, 20G")
+    number, unit = match.groups()
+    return int(float(number) * 1024 ** " kmgt".index(unit.lower() or " "))
+
+
+def format_bytes(count: float) -> str:
+    value, unit = float(count), 0
+    while value >= 1024 and unit < len(_UNITS) - 1:
+        value, unit = value / 1024, unit + 1
+    return f"{value:.0f} {_UNITS[unit]}" if unit == 0 else f"{value:.1f} {_UNITS[unit]}"
+
+
+def estimate_output_bytes(
+    items: Iterable[InputItem], settings: PostSettings, images: int = NEXT_IMAGES
+) -> int:
+    """What the next `images` images write, at the largest of the first inputs' sizes."""
+    per_pixel = sum(BYTES_PER_PIXEL[kind] for kind in settings.outputs if kind != "ply")
+    if "ply" in settings.outputs:
+        per_pixel += BYTES_PER_PIXEL["ply"] / settings.ply_stride**2
+    largest = 0
+    for count, item in enumerate(items):
+        if count >= SAMPLED_INPUTS:
+            break
+        try:
+            with Image.open(item.path) as image:  # the header only
+                largest = max(largest, image.width * image.height)
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue  # a bad input fails in the job, with its reason
+    return JOB_FILES_BYTES + int(images * largest * per_pixel)
+
+
+def check_output(
+    out: str | Path,
+    items: Iterable[InputItem],
+    settings: PostSettings,
+    min_free: int | None = None,
+) -> int:
+    """Create OUT and prove it takes a file; refuse it when its filesystem has less free
+    space than `min_free` bytes (None: `estimate_output_bytes`). Returns the free bytes."""
+    root = Path(out)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise XDepthError(
+            f"output folder {root}: cannot create it ({exc.strerror or exc}); choose another -o"
+        ) from None
+    probe = root / f"{TEMP_PREFIX}probe.{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"x")
+        finally:
+            os.close(fd)
+            probe.unlink()
+    except OSError as exc:
+        raise XDepthError(
+            f"output folder {root}: cannot write there ({exc.strerror or exc}); choose "
+            "another -o, or make it writable"
+        ) from None
+    stats = os.statvfs(root)
+    free = stats.f_bavail * stats.f_frsize
+    need = estimate_output_bytes(items, settings) if min_free is None else min_free
+    if free < need:
+        how = (
+            f"--min-free auto: {NEXT_IMAGES} images' outputs" if min_free is None else "--min-free"
+        )
+        raise XDepthError(
+            f"output folder {root}: {format_bytes(free)} free on its filesystem, less than "
+            f"the {format_bytes(need)} needed ({how}); free space, choose another -o, or "
+            "lower --min-free (0 turns the check off)"
+        )
+    return free
