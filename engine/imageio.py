@@ -137,9 +137,17 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decode
     """
     path = Path(path)
     allow_pixels(max_pixels)
+    with open_image_file(path) as handle:
+        return _decode(handle, path, max_pixels)
+
+
+def open_image_file(path: Path) -> io.BufferedReader:
+    """`path` opened for reading, checked to be a non-empty regular file; ImageReadError else.
+
+    The checks look at the open file, not the name: a file may change between listing and
+    reading (removed, replaced by a folder, or by a FIFO, which a plain open would wait on).
+    """
     try:
-        # Checked on the open file, not the name: the file may change between a check and
-        # the open (removed, replaced by a folder or a FIFO, which would block a plain open).
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise ImageReadError(f"{path}: no such file (missing, or removed since listed)") from None
@@ -155,8 +163,7 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decode
         kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
         raise ImageReadError(f"{path}: {kind}, not an image file")
     os.set_blocking(fd, True)
-    with os.fdopen(fd, "rb") as handle:
-        return _decode(handle, path, max_pixels)
+    return os.fdopen(fd, "rb")
 
 
 def _decode(handle: io.BufferedReader, path: Path, max_pixels: int) -> DecodedImage:

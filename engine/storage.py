@@ -20,6 +20,7 @@ from pathlib import Path
 from PIL import Image
 
 from xdepth.errors import XDepthError
+from xdepth.imageio import open_image_file
 from xdepth.inputs import InputItem
 from xdepth.post.encoders import TEMP_PREFIX
 from xdepth.settings import PostSettings
@@ -114,8 +115,8 @@ def estimate_output_bytes(
         if count >= SAMPLED_INPUTS:
             break
         try:
-            with Image.open(item.path) as image:  # the header only
-                largest = max(largest, image.width * image.height)
+            with open_image_file(item.path) as handle, Image.open(handle) as image:
+                largest = max(largest, image.width * image.height)  # from the header only
         except (OSError, ValueError, Image.DecompressionBombError):
             continue  # a bad input fails in the job, with its reason
     return JOB_FILES_BYTES + int(images * largest * per_pixel)

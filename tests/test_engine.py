@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -101,14 +103,14 @@ def test_every_bad_file_is_logged_and_the_good_ones_finish(
     bad["permission"] = (denied, "permission denied")
     # As root, permissions never deny: the reader's own open() is made to refuse this file
     # (a real denial is tested in test_inputs.test_permission_denied_for_real).
-    original_open = Path.open
+    original_open = os.open
 
-    def refusing_open(self: Path, *args: object, **kwargs: object):
-        if self == denied:
-            raise PermissionError(13, "Permission denied", str(self))
-        return original_open(self, *args, **kwargs)
+    def refusing_open(path: str | Path, *args: Any, **kwargs: Any) -> int:
+        if Path(path) == denied:
+            raise PermissionError(13, "Permission denied", str(path))
+        return original_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "open", refusing_open)
+    monkeypatch.setattr(os, "open", refusing_open)
     listing = folder / "all.txt"
     listing.write_text("\n".join(str(p) for p in [*good, *(p for p, _ in bad.values())]))
     out = tmp_path / "out"
