@@ -161,10 +161,12 @@ class DepthEngine:
         overwrite: bool = False,
         quiet: bool = True,
         relative_to: str | Path | None = None,
+        min_free: int | None = None,
     ) -> RunSummary:
         """Write every input's outputs under `out` (what `xdepth run` does), resumably.
 
-        `inputs` are files, folders, globs or list files as on the command line.
+        `inputs` are files, folders, globs or list files as on the command line. A full
+        OUT stops the job: the summary's `stopped` says why (`xdepth.runner.run`).
         """
         source = (
             inputs
@@ -184,6 +186,7 @@ class DepthEngine:
                 post_workers=self.post_workers,
                 max_in_flight=self.max_in_flight,
                 max_pixels=self.max_pixels,
+                min_free=min_free,
             )
         finally:
             self._busy.release()

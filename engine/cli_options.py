@@ -46,7 +46,10 @@ presets (--preset, configs/presets/*.toml or a path): {", ".join(preset_names())
 resume: OUT/.xdepth-job.json holds the settings' hash (model identity, outputs, options,
   library versions). Running the same command again skips images whose outputs all exist
   (a killed job finishes where it stopped, byte-identical); other settings are refused
-  unless --overwrite. Failures go to OUT/errors.jsonl; the summary to OUT/run.json."""
+  unless --overwrite. Failures go to OUT/errors.jsonl; the summary to OUT/run.json.
+  A full or read-only OUT, or SIGTERM, stops the job cleanly (see the exit codes); the
+  same command then finishes it. Folders below the inputs that hold an earlier job's
+  .xdepth-job.json are skipped unless named."""
 
 
 def add_model_args(parser: argparse.ArgumentParser, default_variant: str | None = None) -> None:

@@ -344,12 +344,11 @@ class Pipeline:
                 task.image = None
 
     def _halt(self, fault: StorageFault) -> None:
-        """Stop the job from a worker: later images are cancelled, results() raises `fault`."""
-        with self._sentinels_lock:
-            self._fault = self._fault or fault
+        """Stop the job from a worker: later images are cancelled, results() raises `fault`.
+        The readers' stop signs go from another thread: the feed may wait on its input
+        stream (stdin), and a full read queue must not block this worker."""
+        self._fault = self._fault or fault
         self.stop.set()
-        # The feed may wait on its input stream (stdin); the readers must not wait on it.
-        # From another thread: a full read queue must not block this worker.
         threading.Thread(target=self._send_read_sentinels, daemon=True).start()
 
     # -- driving --------------------------------------------------------------------------

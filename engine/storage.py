@@ -122,44 +122,66 @@ def estimate_output_bytes(
     return JOB_FILES_BYTES + int(images * largest * per_pixel)
 
 
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
 def check_output(
     out: str | Path,
     items: Iterable[InputItem],
     settings: PostSettings,
     min_free: int | None = None,
 ) -> int:
-    """Create OUT and prove it takes a file; refuse it when its filesystem has less free
-    space than `min_free` bytes (None: `estimate_output_bytes`). Returns the free bytes."""
+    """Refuse an OUT that cannot be created or written, or whose filesystem has less free
+    space than `min_free` bytes (None: `estimate_output_bytes`). Returns the free bytes.
+
+    Nothing is created: an existing OUT takes a probe file (removed at once); for a new
+    one, the nearest existing folder above it must let a folder be made in it.
+    """
     root = Path(out)
+    base = _nearest_existing(root.absolute())
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        if base != root.absolute():
+            if not base.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, f"{base} is not a folder")
+            if not os.access(base, os.W_OK | os.X_OK):
+                code = errno.EROFS if _read_only(base) else errno.EACCES
+                raise OSError(code, f"{base}: {os.strerror(code)}")
+        else:
+            _probe(root)
     except OSError as exc:
+        what = "create" if base != root.absolute() else "write in"
         raise XDepthError(
-            f"output folder {root}: cannot create it ({exc.strerror or exc}); choose another -o"
-        ) from None
-    probe = root / f"{TEMP_PREFIX}probe.{os.getpid()}"
-    try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, b"x")
-        finally:
-            os.close(fd)
-            probe.unlink()
-    except OSError as exc:
-        raise XDepthError(
-            f"output folder {root}: cannot write there ({exc.strerror or exc}); choose "
+            f"output folder {root}: cannot {what} it ({exc.strerror or exc}); choose "
             "another -o, or make it writable"
         ) from None
-    stats = os.statvfs(root)
+    stats = os.statvfs(base)
     free = stats.f_bavail * stats.f_frsize
     need = estimate_output_bytes(items, settings) if min_free is None else min_free
     if free < need:
-        how = (
-            f"--min-free auto: {NEXT_IMAGES} images' outputs" if min_free is None else "--min-free"
-        )
+        how = f"--min-free auto: {NEXT_IMAGES} images" if min_free is None else "--min-free"
         raise XDepthError(
             f"output folder {root}: {format_bytes(free)} free on its filesystem, less than "
             f"the {format_bytes(need)} needed ({how}); free space, choose another -o, or "
             "lower --min-free (0 turns the check off)"
         )
     return free
+
+
+def _read_only(folder: Path) -> bool:
+    return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+
+
+def _probe(root: Path) -> None:
+    """Write and remove one byte in OUT: a full, read-only or foreign folder fails here."""
+    if not root.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"{root} exists and is not a folder")
+    probe = root / f"{TEMP_PREFIX}probe.{os.getpid()}"
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, b"x")
+    finally:
+        os.close(fd)
+        probe.unlink()
