@@ -40,24 +40,24 @@ STORAGE_ERRNOS = {
     errno.EROFS: "remount that filesystem writable, or choose another -o",
     errno.EIO: "check the disk (the kernel log says more)",
 }
-# Bytes per pixel of each output kind, measured at PNG level 1 on the synthetic scenes and
-# rounded up for photos, whose colour outputs compress less. ply: per point (--ply-stride).
+# Bytes per pixel of each output kind at PNG level 1, measured on 120x160 to 480x640 scenes
+# and rounded up (photos compress a little less). ply: per point (--ply-stride).
 BYTES_PER_PIXEL = {
-    "depth16": 1.0,
-    "depth8": 0.25,
-    "depth-color": 0.5,
+    "depth16": 0.75,
+    "depth8": 0.15,
+    "depth-color": 0.4,
     "npy": 4.0,
     "pfm": 4.0,
-    "mask": 0.05,
-    "cutout": 1.0,
-    "composite": 1.0,
-    "normals": 1.0,
+    "mask": 0.03,
+    "cutout": 0.75,
+    "composite": 0.6,
+    "normals": 0.8,
     "ply": 15.0,
-    "fb3d": 0.5,
+    "fb3d": 0.3,
 }
-NEXT_IMAGES = 3  # the default margin covers this many images (the largest sampled)
+NEXT_IMAGES = 2  # the default margin covers this many images (the largest sampled)
 SAMPLED_INPUTS = 16  # inputs whose headers are read for the estimate
-JOB_FILES_BYTES = 64 * 1024  # OUT's own files: job file, run.json, errors.jsonl
+JOB_FILES_BYTES = 16 * 1024  # OUT's own files: job file, run.json, errors.jsonl, lock
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 

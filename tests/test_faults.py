@@ -31,7 +31,7 @@ from xdepth.runner import JobLog, RunSummary, run
 from xdepth.scenes import make_scene
 from xdepth.settings import PostSettings
 from xdepth.signals import Interrupted, stop_on_signals
-from xdepth.storage import estimate_output_bytes, parse_size
+from xdepth.storage import BYTES_PER_PIXEL, NEXT_IMAGES, estimate_output_bytes, parse_size
 
 IMAGES = 10
 SUFFIXES = PostSettings().file_suffixes
@@ -281,12 +281,12 @@ def test_out_is_checked_before_the_model_loads(
     err = capsys.readouterr().err
     assert f"output folder {out}: " in err and "free on its filesystem" in err and "9000" in err
 
-    class Statvfs:  # 100 KiB free
-        f_bavail, f_frsize = 25, 4096
+    class Statvfs:  # 20 KiB free: less than 2 images need
+        f_bavail, f_frsize = 5, 4096
 
     monkeypatch.setattr(os, "statvfs", lambda path: Statvfs)
     assert main(["run", str(job["images"]), "-o", str(out), *no_model]) == 2
-    assert "100.0 KiB free on its filesystem, less than the" in capsys.readouterr().err
+    assert "20.0 KiB free on its filesystem, less than the" in capsys.readouterr().err
     assert main(["run", str(job["images"]), "-o", str(out), *no_model, "--min-free", "0"]) == 2
     assert "no-such-artifact" in capsys.readouterr().err  # past the check, at the model
 
@@ -300,9 +300,10 @@ def test_the_margin_grows_with_the_inputs_and_outputs(tmp_path: Path) -> None:
     one_mp = estimate_output_bytes(
         [InputItem(small, Path("s")), InputItem(large, Path("l"))], depth_only
     )
-    assert one_mp - base == 3 * 1_000_000  # 3 images of the largest, 1 byte per pixel
+    per_image = BYTES_PER_PIXEL["depth16"] * 1_000_000
+    assert one_mp - base == int(NEXT_IMAGES * per_image)  # the largest input counts
     more = estimate_output_bytes([InputItem(large, Path("l"))], PostSettings(outputs=("npy",)))
-    assert more - base == 12 * 1_000_000
+    assert more - base == NEXT_IMAGES * 4 * 1_000_000  # float32 per pixel
     assert [parse_size(t) for t in ("auto", "0", "512k", "2G", "1.5M")] == [
         None,
         0,
