@@ -61,6 +61,7 @@ class RunSummary:
     removed_temp_files: int = 0
     interrupted: bool = False
     ray: dict[str, Any] | None = None  # the actor pool of a Ray job (xdepth.ray_runner)
+    precision: dict[str, Any] = field(default_factory=dict)  # asked for, computed, CPU
 
     @property
     def images_per_s(self) -> float:
@@ -86,6 +87,7 @@ class RunSummary:
             "model_images_per_s": round(self.model_images_per_s, 3),
             "stages": self.stages,
             "model": self.model,
+            "precision": self.precision,
             "out": self.out,
             "resumed": self.resumed,
             "removed_temp_files": self.removed_temp_files,
@@ -117,6 +119,12 @@ class RunSummary:
             lines.append(
                 f"Ray: {pool['actors']} actor{plural} x {pool['cpus_per_actor']} CPUs, start-up "
                 f"{pool.get('startup_s')} s, then {pool.get('steady_images_per_s')} images/s"
+            )
+        if self.precision.get("fallback"):
+            p = self.precision
+            lines.append(
+                f"precision: {p['requested']} asked for, this CPU computed "
+                f"{p['effective']} (float layers {p['float_layers']})"
             )
         if self.failed:
             lines.append(f"failures are listed in {Path(self.out) / ERRORS_FILE}")
@@ -211,7 +219,8 @@ def open_job(
     check_settings(inference, settings)
     background = load_background(settings, max_pixels)
     folder = OutputFolder(out, settings_record(inference.identity(), settings), overwrite)
-    return folder, RunSummary(out=str(out), model=inference.label), background
+    summary = RunSummary(out=str(out), model=inference.label, precision=inference.precision())
+    return folder, summary, background
 
 
 def job_pipeline(

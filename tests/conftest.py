@@ -12,6 +12,16 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def artifacts_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Artifacts exported on first use go to one folder per test session, never to the
+    user's ~/.cache; tests that run the default model share its exports."""
+    folder = tmp_path_factory.getbasetemp() / "artifacts"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDEPTH_ARTIFACTS", str(folder))
+        yield folder
+
+
 @pytest.fixture
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any attempt to open a connection fails the test loudly."""

@@ -18,7 +18,7 @@ from xdepth.registry import real_cards
 from xdepth.scenes import make_scene
 from xdepth.settings import make_settings
 
-TINY = ["--variant", "tiny-dpt-beit", "--random-init"]
+TINY = ["--variant", "tiny-dpt-beit", "--random-init", "--reference"]
 KINDS = ("depth16.png", "depth-color.png", "mask.png", "cutout.png")
 
 
@@ -140,7 +140,9 @@ def test_demo_writes_outputs_and_summary(tmp_path: Path) -> None:
     assert summary["images"] == 2 and summary["images_per_s"] > 0
     assert summary["model"] == "tiny-dpt-beit (random-init)"
     assert summary["backend"] == "reference"
-    with Image.open(out / "contact_sheet.png") as sheet:
-        assert sheet.size == (3 * 256, 2 * 256)
+    # Photo-shaped scenes: a landscape 16:9 and a portrait 3:4 one.
+    assert summary["scenes"]["sizes_hw"] == [[216, 384], [384, 288]]
+    with Image.open(out / "contact_sheet.png") as sheet:  # rows 192 px high, the widest first
+        assert sheet.size == (round(3 * 384 * 192 / 216), 2 * 192)
     for kind in KINDS:
         assert (out / f"scene-001.{kind}").stat().st_size > 0
