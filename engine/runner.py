@@ -141,7 +141,7 @@ def check_settings(inference: Inference, settings: PostSettings) -> None:
             "resize = \"seed\" (torch's bicubic upsample, bit for bit the seed's) needs torch: "
             "pip install 'xdepth[export]', or use a preset file with resize = \"fast\" "
             "(OpenCV's bicubic; the clip then differs from the seed's on about one pixel in a "
-            "few million)"
+            "million)"
         )
 
 
