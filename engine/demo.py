@@ -1,7 +1,9 @@
 """`xdepth demo`: the embedded model on held-out synthetic scenes, with measured accuracy.
 
 The scenes come with ground truth, so the demo reports how good the clip is (mask IoU) and
-how good the depth is (delta1 and AbsRel after scale-and-shift alignment), not only speed.
+how good the depth is (delta1 and AbsRel after scale-and-shift alignment in inverse depth,
+capped to each scene's true depth range as MiDaS's evaluation does: xdepth.metrics), not
+only speed.
 By default the embedded model, xdepth-tiny, is exported once to an OpenVINO int8 artifact
 (cached, keyed by the weights' sha256) and run on the engine, as any artifact would be.
 """
