@@ -60,8 +60,10 @@ def luma(image: np.ndarray) -> np.ndarray:
 def composite_color(
     image: np.ndarray, alpha: np.ndarray, color: Color = (0, 0, 0), *, mode: CompositeMode = "RGB"
 ) -> np.ndarray:
-    """The foreground on a solid colour; the seed's clip is ``composite_color(img, mask,
-    mode="L")``."""
+    """The foreground on a solid colour (both grey with ``mode="L"``).
+
+    The seed's clip is ``composite_color(image, mask, mode="L")``.
+    """
     image = image_array(image)
     color = _check_color(color)
     if _check_mode(mode) == "L":
