@@ -1,10 +1,11 @@
 """`xdepth demo`: the embedded model on held-out synthetic scenes, with measured accuracy.
 
 The scenes come with ground truth, so the demo reports how good the clip is (mask IoU) and
-how good the depth is (delta1 and AbsRel after scale-and-shift alignment), not only speed.
-By default the embedded model, xdepth-tiny, is exported once to an OpenVINO artifact at
-the precision that is fastest on this CPU (xdepth.model_cache, as `xdepth run` does) and
-run on the engine, as any artifact would be.
+how good the depth is (delta1 and AbsRel after scale-and-shift alignment in inverse depth,
+capped to each scene's true depth range as MiDaS's evaluation does: xdepth.metrics), not
+only speed. By default the embedded model, xdepth-tiny, is exported once to an OpenVINO
+artifact at the precision that is fastest on this CPU (xdepth.model_cache, as `xdepth run`
+does) and run on the engine, as any artifact would be.
 """
 
 from __future__ import annotations

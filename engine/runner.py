@@ -134,12 +134,31 @@ class RunSummary:
 
 
 def check_settings(inference: Inference, settings: PostSettings) -> None:
-    """Refuse settings the model cannot serve (a metric cut on relative depth)."""
+    """Refuse settings the model or this host cannot serve, before the first image.
+
+    A metric cut needs a metric model; ``resize = "seed"`` (the seed preset's torch
+    upsample) needs torch, which a runtime-only install does not have.
+    """
     if parse_policy(settings.threshold).metric and inference.semantics != "metric_depth_m":
         raise SettingsError(
             f"--threshold {settings.threshold} cuts metric depth, but {inference.label} "
             "predicts relative inverse depth; use abs:N, nearest:P%, otsu or range:F"
         )
+    if settings.resize == "seed" and not _torch_importable():
+        raise SettingsError(
+            "resize = \"seed\" (torch's bicubic upsample, bit for bit the seed's) needs torch: "
+            "pip install 'xdepth[export]', or use a preset file with resize = \"fast\" "
+            "(OpenCV's bicubic; the clip then differs from the seed's on about one pixel in a "
+            "million)"
+        )
+
+
+def _torch_importable() -> bool:
+    try:
+        import torch  # noqa: F401  (loaded here once; the seed resize imports it anyway)
+    except ImportError:
+        return False
+    return True
 
 
 def load_background(settings: PostSettings, max_pixels: int = DEFAULT_MAX_PIXELS):

@@ -114,7 +114,7 @@ def test_reference_recipe_is_the_seed_bit_for_bit() -> None:
     formatted = (output * 255 / np.max(output)).astype("uint8")
     depth = np.array(Image.fromarray(formatted))
     mask = Image.fromarray(np.where(depth > 45, 255, 0).astype(np.uint8))
-    seed = Image.composite(image, Image.new("RGB", image.size, "black"), mask)
+    seed = Image.composite(image, Image.fromarray(depth * 0).convert("L"), mask)  # grey
     # --- xdepth ---
     ours_depth = ReferenceBackend(loaded).predict(np.asarray(image))
     result = DepthResult(np.asarray(image), ours_depth, make_settings("seed"))
@@ -122,6 +122,8 @@ def test_reference_recipe_is_the_seed_bit_for_bit() -> None:
     np.testing.assert_array_equal(result.depth_u8, formatted)
     np.testing.assert_array_equal(result.mask, np.asarray(mask) == 255)
     np.testing.assert_array_equal(result.composite, np.asarray(seed))
+    colour = DepthResult(np.asarray(image), ours_depth, make_settings("default"))
+    np.testing.assert_array_equal(colour.composite[colour.mask], np.asarray(image)[colour.mask])
     # The default saturates the undershoot instead of wrapping it to "near".
     undershoot = output < 0
     assert undershoot.any()
