@@ -412,7 +412,8 @@ def _measure(
         fidelity["vs_ground_truth"] = {
             "artifact": result["vs_ground_truth"],
             "reference": ref.truth,
-            "metrics": "delta1 and AbsRel after scale-shift alignment in inverse depth; "
-            "mask IoU of the seed recipe's mask (max-scaled uint8 > 45) vs the scene mask",
+            "metrics": "delta1 and AbsRel after scale-shift alignment in inverse depth, "
+            "aligned depth capped to the scene's true depth range (xdepth.metrics); mask IoU "
+            "of the seed recipe's mask (max-scaled uint8 > 45) vs the scene mask",
         }
     return fidelity

@@ -116,17 +116,17 @@ def test_int8_keeps_delta1_and_the_mask(
 
 def test_int8_demo_keeps_the_shipped_figures(artifacts: Artifacts, tmp_path: Path) -> None:
     """What `make demo` prints and the README quotes, through the int8 artifact: measured
-    mask IoU 0.887, delta1 0.927, AbsRel 0.132 on the 24 demo scenes; and the export's own
-    ground-truth check on its 8 fidelity images (mask IoU 0.870)."""
+    mask IoU 0.890, delta1 0.867, AbsRel 0.176 on the 24 photo-shaped demo scenes; and the
+    export's own ground-truth check on its 8 fidelity images (mask IoU 0.864)."""
     manifest = load_manifest(artifacts["int8"])
-    assert manifest.fidelity["vs_ground_truth"]["artifact"]["mask_iou"] >= 0.86
+    assert manifest.fidelity["vs_ground_truth"]["artifact"]["mask_iou"] >= 0.85
     out = tmp_path / "demo"
     assert main(["demo", "-o", str(out), "--artifact", str(artifacts["int8"]), "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["images"] == 24 and summary["backend"] == "openvino-int8"
     assert summary["mask_iou_mean"] >= 0.88, summary
-    assert summary["delta1_mean"] >= 0.92, summary
-    assert summary["abs_rel_mean"] <= 0.14, summary
+    assert summary["delta1_mean"] >= 0.86, summary
+    assert summary["abs_rel_mean"] <= 0.185, summary
 
 
 def test_int8_with_accuracy_control(tmp_path: Path) -> None:
