@@ -37,23 +37,7 @@ class CpuInfo:
     @property
     def isa(self) -> dict[str, str]:
         """The instruction set each precision's matrix products run on here."""
-        flags = self.flags
-        f32 = "AVX-512" if "avx512f" in flags else ("AVX2" if "avx2" in flags else "SSE4")
-        if "amx_bf16" in flags:
-            bf16 = "AMX"
-        elif "avx512_bf16" in flags:
-            bf16 = "AVX512_BF16"
-        else:
-            bf16 = "none"
-        if "amx_int8" in flags:
-            int8 = "AMX"
-        elif "avx512_vnni" in flags:
-            int8 = "AVX512_VNNI"
-        elif "avx_vnni" in flags:
-            int8 = "AVX_VNNI"
-        else:
-            int8 = f"{f32} (no VNNI)"
-        return {"f32": f32, "bf16": bf16, "int8": int8}
+        return isa_from_flags(self.flags)
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready: what manifests, run.json and bench results record."""
@@ -63,6 +47,27 @@ class CpuInfo:
         """One line: 'AMD EPYC (f32 AVX-512, bf16 AVX512_BF16, int8 AVX512_VNNI)'."""
         isa = self.isa
         return f"{self.model} (f32 {isa['f32']}, bf16 {isa['bf16']}, int8 {isa['int8']})"
+
+
+def isa_from_flags(flags: set[str] | frozenset[str]) -> dict[str, str]:
+    """{"f32": AVX-512 | AVX2 | SSE4, "bf16": AMX | AVX512_BF16 | none,
+    "int8": AMX | AVX512_VNNI | AVX_VNNI | "<f32 ISA> (no VNNI)"} from Linux CPU flags."""
+    f32 = "AVX-512" if "avx512f" in flags else ("AVX2" if "avx2" in flags else "SSE4")
+    if "amx_bf16" in flags:
+        bf16 = "AMX"
+    elif "avx512_bf16" in flags:
+        bf16 = "AVX512_BF16"
+    else:
+        bf16 = "none"
+    if "amx_int8" in flags:
+        int8 = "AMX"
+    elif "avx512_vnni" in flags:
+        int8 = "AVX512_VNNI"
+    elif "avx_vnni" in flags:
+        int8 = "AVX_VNNI"
+    else:
+        int8 = f"{f32} (no VNNI)"
+    return {"f32": f32, "bf16": bf16, "int8": int8}
 
 
 def cpu_model() -> str:
