@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from xdepth.backends.torch_graph import cpu_flags
+from xdepth.hardware import cpu_flags, isa_from_flags
 
 PEAK_KEYS = ("fp32", "bf16", "int8")
 # Which peak a cell's precision is compared with.
@@ -23,23 +23,15 @@ PRECISION_PEAK = {"f32": "fp32", "fp32": "fp32", "bf16": "bf16", "int8": "int8"}
 def matmul_isa(flags: set[str] | None = None) -> dict[str, str]:
     """The instruction set each precision's matmul runs on, from the CPU flags."""
     flags = cpu_flags() if flags is None else flags
-    flags = flags or set()
-    avx512 = "avx512f" in flags
-    fp32 = "AVX-512 FMA" if avx512 else ("AVX2 FMA" if "fma" in flags else "SSE")
-    if "amx_bf16" in flags:
-        bf16 = "AMX-BF16"
-    elif "avx512_bf16" in flags:
-        bf16 = "AVX512_BF16"
-    else:
-        bf16 = f"{fp32} (bf16 converted to fp32)"
-    if "amx_int8" in flags:
-        int8 = "AMX-INT8"
-    elif "avx512_vnni" in flags:
-        int8 = "AVX512_VNNI"
-    elif "avx_vnni" in flags:
-        int8 = "AVX-VNNI"
-    else:
-        int8 = "AVX2/AVX-512 without VNNI" if avx512 or "avx2" in flags else "SSE"
+    isa = isa_from_flags(flags or set())
+    fp32 = {"AVX-512": "AVX-512 FMA", "AVX2": "AVX2 FMA"}.get(isa["f32"], "SSE")
+    bf16 = {"AMX": "AMX-BF16", "AVX512_BF16": "AVX512_BF16"}.get(
+        isa["bf16"], f"{fp32} (bf16 converted to fp32)"
+    )
+    without_vnni = "AVX2/AVX-512 without VNNI" if isa["f32"] != "SSE4" else "SSE"
+    int8 = {"AMX": "AMX-INT8", "AVX512_VNNI": "AVX512_VNNI", "AVX_VNNI": "AVX-VNNI"}.get(
+        isa["int8"], without_vnni
+    )
     return {"fp32": fp32, "bf16": bf16, "int8": int8}
 
 

@@ -31,7 +31,7 @@ from xdepth.bench.schema import make_cell, scores
 from xdepth.export.calibration import FIDELITY_FIRST_SEED, ImageSet
 from xdepth.imageio import load_rgb
 from xdepth.post import write_atomic
-from xdepth.scenes import make_scene
+from xdepth.scenes import make_scene, photo_hw
 
 OUTPUTS = ("depth16", "cutout")
 JPEG_QUALITY = 92
@@ -49,11 +49,13 @@ class VariantRun:
     work: Path
 
 
-def bench_images(folder: Path, count: int, size_hw: tuple[int, int]) -> tuple[list[Path], ImageSet]:
-    """`count` held-out scenes as JPEG files, and their decoded pixels with ground truth."""
+def bench_images(folder: Path, count: int, side_px: int) -> tuple[list[Path], ImageSet]:
+    """`count` held-out scenes as JPEG files, and their decoded pixels with ground truth, in
+    the shapes photos come in (xdepth.scenes.photo_hw) for a model of input side `side_px`."""
     folder.mkdir(parents=True, exist_ok=True)
     paths, scenes = [], []
-    for i in range(count):
+    sizes = [photo_hw(i, side_px) for i in range(count)]
+    for i, size_hw in enumerate(sizes):
         scene = make_scene(FIDELITY_FIRST_SEED + i, *size_hw)
         path = folder / f"scene{i:03d}.jpg"
         Image.fromarray(scene.rgb).save(path, quality=JPEG_QUALITY)
@@ -63,7 +65,7 @@ def bench_images(folder: Path, count: int, size_hw: tuple[int, int]) -> tuple[li
         "source": "xdepth.scenes (held-out seeds), JPEG quality 92",
         "first_seed": FIDELITY_FIRST_SEED,
         "count": count,
-        "size_hw": list(size_hw),
+        "sizes_hw": [list(hw) for hw in sizes],
     }
     return paths, ImageSet([load_rgb(p) for p in paths], description, scenes)
 

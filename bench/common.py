@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from xdepth.hardware import cpu_model
 from xdepth.post.encoders import write_atomic
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -34,16 +35,6 @@ LIBRARIES = (
     "nncf",
     "xdepth",
 )
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name (Linux /proc/cpuinfo, else what platform reports)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine() or "unknown-cpu"
 
 
 def core_count() -> int:

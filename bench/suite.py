@@ -32,7 +32,7 @@ Say = Callable[[str], None]
 EXPECTED_ERRORS = (XDepthError, RuntimeError, ValueError, MemoryError, OSError)
 
 
-def variant_info(card: Card, weights: Path | None, image_hw: tuple[int, int]) -> dict[str, Any]:
+def variant_info(card: Card, weights: Path | None, image_sizes_hw: list) -> dict[str, Any]:
     from xdepth.bench.export_bench import gflop_per_image
 
     if weights is None:
@@ -46,7 +46,7 @@ def variant_info(card: Card, weights: Path | None, image_hw: tuple[int, int]) ->
         "random_init": weights is None,
         "weights": origin,
         "input_hw": list(card.input_hw),
-        "image_hw": list(image_hw),
+        "image_sizes_hw": image_sizes_hw,
         "gflop_per_image": gflop_per_image(card),
     }
 
@@ -57,18 +57,19 @@ def bench_variant(
     """Every cell of one variant."""
     from xdepth.bench.cells import VariantRun, artifact_cells, bench_images
     from xdepth.bench.peers import benchmark_app_cell, compile_cell, peer_cells
-    from xdepth.export.calibration import scene_hw
     from xdepth.export.fidelity import reference
     from xdepth.export.load import load_model
 
     weights = bench_weights(card, settings["weights"])
-    image_hw = scene_hw(card.input_hw)
-    say(f"{card.name}: {settings['images']} held-out scenes at {image_hw[0]}x{image_hw[1]}")
-    paths, images = bench_images(work / card.name / "images", settings["images"], image_hw)
+    count = settings["images"]
+    say(f"{card.name}: {count} held-out scenes, landscape, portrait and square")
+    paths, images = bench_images(work / card.name / "images", count, max(card.input_hw))
     loaded = load_model(card.name, weights=weights, random_init=weights is None)
-    info = variant_info(card, weights, image_hw)
+    info = variant_info(card, weights, images.description["sizes_hw"])
     say(f"{card.name}: fp32 reference, {info['gflop_per_image']} GFLOP per image")
-    ref = reference(loaded, card.preprocess, card.input_hw, images)
+    # Aspect-keeping variants: each image at its own size, as the reference recipe does.
+    fixed_hw = None if card.preprocess.keep_aspect_ratio else card.input_hw
+    ref = reference(loaded, card.preprocess, fixed_hw, images)
     info["reference_accuracy"] = ref.truth
     run = VariantRun(info, paths, images, ref, peaks, work / card.name)
     cells = _guarded(run, "peers", lambda: peer_cells(run, loaded, settings, say), say)

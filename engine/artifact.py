@@ -18,12 +18,15 @@ from typing import Any
 from xdepth.errors import XDepthError
 from xdepth.registry import Preprocess
 
-FORMAT_VERSION = 1
+# Version 2 adds `input.size` ("static" or "per_image"); version 1 artifacts are static.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST_NAME = "manifest.json"
 FORMATS = ("openvino", "torch")
 FLAVOURS = {"openvino": ("ir",), "torch": ("aoti", "ipex")}
 PRECISIONS = ("f32", "bf16", "int8")
 SEMANTICS = ("relative_inverse_depth", "metric_depth_m")
+SIZES = ("static", "per_image")
 # fmt: off
 _REQUIRED = (
     "format_version", "variant", "source", "weights", "input", "output", "format", "flavour",
@@ -60,7 +63,12 @@ class ArtifactFile:
 
 @dataclass(frozen=True)
 class InputSpec:
-    """What the compiled model takes, and the host-side resize that comes before it."""
+    """What the compiled model takes, and the host-side resize that comes before it.
+
+    `size` "static": every image is resized to height x width. "per_image": the graph takes
+    any size (multiples of `ensure_multiple_of`) and each image goes in at the size the
+    card's preprocessing gives it (aspect kept around height x width), as the reference does.
+    """
 
     name: str
     height: int
@@ -74,10 +82,15 @@ class InputSpec:
     rescale_factor: float | None = None  # only when not in graph
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
+    size: str = "static"
 
     @property
     def hw(self) -> tuple[int, int]:
         return self.height, self.width
+
+    @property
+    def per_image(self) -> bool:
+        return self.size == "per_image"
 
     def preprocess(self) -> Preprocess:
         """The host-side preprocessing as the shared Preprocess record (for resize/normalise)."""
@@ -153,6 +166,7 @@ class Manifest:
             "resample": inp.resample,
             "keep_aspect_ratio": inp.keep_aspect_ratio,
             "ensure_multiple_of": inp.ensure_multiple_of,
+            "size": inp.size,
         }
         if not inp.preprocessing_in_graph:
             input_d |= {
@@ -243,11 +257,11 @@ def parse_manifest(data: Any, directory: Path, where: str | None = None) -> Mani
     where = where or str(directory / MANIFEST_NAME)
     top = _Fields(data, where)
     version = top.get("format_version", int)
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise UnsupportedFormatVersion(
-            f"{where}: format_version {version} is not supported (this xdepth reads version "
-            f"{FORMAT_VERSION}); re-export the artifact with this xdepth, or use the xdepth "
-            "release that wrote it"
+            f"{where}: format_version {version} is not supported (this xdepth reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}); re-export the artifact with this "
+            "xdepth, or use the xdepth release that wrote it"
         )
     missing = [key for key in _REQUIRED if key not in data]
     if missing:
@@ -268,6 +282,7 @@ def parse_manifest(data: Any, directory: Path, where: str | None = None) -> Mani
         rescale_factor=None if in_graph else float(inp.get("rescale_factor", (int, float))),
         mean=None if in_graph else _triple(inp, "mean"),
         std=None if in_graph else _triple(inp, "std"),
+        size=inp.get("size", str, SIZES) if version >= 2 else "static",
     )
     if input_spec.height <= 0 or input_spec.width <= 0:
         raise ManifestError(f"{where}: input size {input_spec.height}x{input_spec.width} invalid")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 from xdepth.cli_options import (
     RUN_EPILOG,
@@ -26,6 +28,7 @@ from xdepth.exit_codes import (
     EXIT_STORAGE,
     EXIT_USAGE,
 )
+from xdepth.hardware import PrecisionFallbackWarning
 from xdepth.registry import all_cards
 from xdepth.signals import Interrupted, stop_on_signals
 from xdepth.storage import StorageFault
@@ -92,7 +95,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from xdepth.demo import demo_engine, run_demo
 
-    engine = demo_engine(args, progress=None if args.quiet else _say)
+    engine = demo_engine(args)
     summary = run_demo(engine, Path(args.output), count=args.count)
     for key in ("images", "mask_iou_mean", "delta1_mean", "abs_rel_mean", "seconds"):
         print(f"{key:>14}: {summary[key]}")
@@ -149,18 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo",
         help="run the embedded model on synthetic scenes",
-        description="Scores the embedded model on held-out synthetic scenes with ground truth. "
-        "By default it exports xdepth-tiny to an OpenVINO int8 artifact on first use (cached "
-        "under ~/.cache/xdepth/artifacts, or $XDEPTH_ARTIFACTS) and runs it on the engine; "
-        "--artifact runs another artifact, --variant/--weights/--random-init the "
-        "transformers reference.",
+        description="Scores a model on held-out synthetic scenes (landscape, portrait and "
+        "square) with ground truth. By default it exports xdepth-tiny on first use to an "
+        "OpenVINO artifact at the precision that is fastest on this CPU (cached under "
+        "~/.cache/xdepth/artifacts, or $XDEPTH_ARTIFACTS) and runs it on the engine, as "
+        "`xdepth run` does; --artifact runs another artifact, --variant another variant, "
+        "--reference the transformers fp32 reference.",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_argument("-o", "--output", required=True, help="output folder")
     demo.add_argument("--count", type=int, default=24, help="number of held-out scenes")
     add_model_args(demo, default_variant=None)
-    demo.add_argument("--quiet", action="store_true", help="no messages about the export")
+    demo.add_argument("--quiet", action="store_true", help="no messages about the model")
     demo.set_defaults(func=_cmd_demo)
 
     # Like export, bench registers itself; torch and openvino load only when it runs.
@@ -170,7 +174,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """xdepth's own warnings as one plain line; others as Python shows them."""
+    if issubclass(category, PrecisionFallbackWarning):
+        print(f"xdepth: warning: {message}", file=file or sys.stderr)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.showwarning = _show_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from xdepth.errors import XDepthError
 from xdepth.imageio import DEFAULT_MAX_PIXELS
+from xdepth.model_cache import AUTO, PRECISIONS
 from xdepth.registry import DEFAULT_VARIANT
 from xdepth.settings import (
     OUTPUT_FILES,
@@ -60,14 +62,29 @@ def add_model_args(parser: argparse.ArgumentParser, default_variant: str | None 
     group.add_argument(
         "--variant",
         default=default_variant,
-        help="run the transformers fp32 reference of this variant (name, card file or HF "
-        f"folder) instead of an artifact (default without --artifact: {DEFAULT_VARIANT})",
+        help="the model variant (name or card file; default without --artifact: "
+        f"{DEFAULT_VARIANT}): exported on first use to a cached OpenVINO artifact "
+        "(~/.cache/xdepth/artifacts, or $XDEPTH_ARTIFACTS) at --precision",
     )
     group.add_argument("--weights", metavar="DIR", help="the variant's weights (HF format)")
     group.add_argument(
         "--random-init",
         action="store_true",
         help="random weights (for speed tests only; flagged in every output)",
+    )
+    group.add_argument(
+        "--precision",
+        choices=(AUTO, *PRECISIONS),
+        default=AUTO,
+        help="precision of the artifact exported on first use; auto (default) measures "
+        "every precision this CPU computes natively and takes the fastest that meets its "
+        "fidelity floor (bf16 needs AMX or AVX512_BF16)",
+    )
+    group.add_argument(
+        "--reference",
+        action="store_true",
+        help="run the transformers fp32 reference recipe of the variant instead (slow; "
+        "what every artifact is measured against; takes a variant name, card or HF folder)",
     )
     group.add_argument(
         "--threads", type=int, help="inference threads (OpenVINO, torch; default: all cores)"
@@ -221,19 +238,21 @@ def settings_from_args(args: argparse.Namespace) -> PostSettings:
 def open_model(args: argparse.Namespace) -> Any:
     """The backend the options ask for: an artifact, or the transformers reference."""
     if args.artifact:
-        reference_options = [
+        model_options = [
             flag
             for flag, given in (
                 ("--variant", args.variant),
                 ("--weights", args.weights),
                 ("--random-init", args.random_init),
+                ("--reference", args.reference),
+                ("--precision", args.precision != AUTO),
             )
             if given
         ]
-        if reference_options:
+        if model_options:
             raise XDepthError(
-                f"--artifact runs an exported model; {', '.join(reference_options)} select the "
-                "transformers reference instead: give one or the other"
+                f"--artifact runs an exported model; {', '.join(model_options)} select another "
+                "model: give one or the other"
             )
         from xdepth.api import open_backend
 
@@ -244,10 +263,33 @@ def open_model(args: argparse.Namespace) -> Any:
             inference_precision=getattr(args, "precision_hint", None),
             cache_dir=getattr(args, "cache_dir", None),
         )
-    for name, flag in _OV_ONLY:
-        if getattr(args, name, None) is not None:
-            raise XDepthError(f"{flag} applies to OpenVINO artifacts (--artifact DIR)")
-    return reference_backend(args.variant or DEFAULT_VARIANT, args.weights, args.random_init, args)
+    variant = args.variant or DEFAULT_VARIANT
+    if args.reference:
+        for name, flag in _OV_ONLY:
+            if getattr(args, name, None) is not None:
+                raise XDepthError(f"{flag} applies to OpenVINO artifacts, not to --reference")
+        return reference_backend(variant, args.weights, args.random_init, args)
+    from xdepth.api import open_backend
+    from xdepth.model_cache import cached_artifact
+
+    artifact = cached_artifact(
+        variant,
+        weights=args.weights,
+        random_init=args.random_init,
+        precision=args.precision,
+        progress=None if getattr(args, "quiet", False) else _say,
+    )
+    return open_backend(
+        artifact,
+        streams=getattr(args, "streams", None),
+        threads=args.threads,
+        inference_precision=getattr(args, "precision_hint", None),
+        cache_dir=getattr(args, "cache_dir", None),
+    )
+
+
+def _say(message: str) -> None:
+    print(f"xdepth: {message}", file=sys.stderr)
 
 
 def reference_backend(

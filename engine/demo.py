@@ -1,20 +1,21 @@
 """`xdepth demo`: the embedded model on held-out synthetic scenes, with measured accuracy.
 
 The scenes come with ground truth, so the demo reports how good the clip is (mask IoU) and
-how good the depth is (delta1 and AbsRel after scale-and-shift alignment), not only speed.
-By default the embedded model, xdepth-tiny, is exported once to an OpenVINO int8 artifact
-(cached, keyed by the weights' sha256) and run on the engine, as any artifact would be.
+how good the depth is (delta1 and AbsRel after scale-and-shift alignment in inverse depth,
+capped to each scene's true depth range as MiDaS's evaluation does: xdepth.metrics), not
+only speed. By default the embedded model, xdepth-tiny, is exported once to an OpenVINO
+artifact at the precision that is fastest on this CPU (xdepth.model_cache, as `xdepth run`
+does) and run on the engine, as any artifact would be.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from xdepth.api import DepthEngine
@@ -22,85 +23,44 @@ from xdepth.errors import XDepthError
 from xdepth.metrics import depth_metrics, mask_iou
 from xdepth.outputs import DepthResult
 from xdepth.post import colorize, composite_color, encode_png, write_atomic
-from xdepth.registry import DEFAULT_VARIANT, get_card
-from xdepth.resume import file_sha256
-from xdepth.scenes import HELD_OUT_BASE_SEED, make_scenes
+from xdepth.scenes import HELD_OUT_BASE_SEED, make_scene, photo_hw
 from xdepth.settings import make_settings
-from xdepth.weights import WEIGHT_FILES, find_weights
 
+# Scenes are photo-shaped (landscape 16:9, portrait 3:4, square) around this side.
 DEMO_SIZE_PX = 256
-DEMO_PRECISION = "int8"
+SHEET_ROW_PX = 192
 
 
-def artifacts_dir() -> Path:
-    """$XDEPTH_ARTIFACTS, else ~/.cache/xdepth/artifacts: artifacts xdepth exports itself."""
-    env = os.environ.get("XDEPTH_ARTIFACTS")
-    return Path(env) if env else Path.home() / ".cache" / "xdepth" / "artifacts"
-
-
-def demo_artifact(
-    variant: str = DEFAULT_VARIANT,
-    precision: str = DEMO_PRECISION,
-    progress: Callable[[str], None] | None = None,
-) -> Path:
-    """The variant's OpenVINO artifact in the cache, exported on first use."""
-    card = get_card(variant)
-    weights_dir = find_weights(card)
-    weights_file = next(weights_dir / n for n in WEIGHT_FILES if (weights_dir / n).is_file())
-    key = file_sha256(weights_file)[:12]
-    target = artifacts_dir() / f"{card.name}-openvino-{precision}-{key}"
-    if (target / "manifest.json").is_file():
-        return target
-    try:
-        from xdepth.export.artifact import export
-    except ImportError as exc:
-        raise XDepthError(
-            f"exporting {card.name} on first use needs xdepth[export] (torch, nncf: {exc}); "
-            f"or pass --artifact DIR"
-        ) from None
-    if progress:
-        progress(f"exporting {card.name} to OpenVINO {precision} (first use only): {target}")
-    export(
-        card.name,
-        target,
-        weights=weights_dir,
-        fmt="openvino",
-        precision=precision,
-        # The demo scores the artifact against ground truth and prints it, so a weak
-        # quantization shows in its figures instead of stopping the first run.
-        fidelity_floor=0.0,
-        progress=progress,
-    )
-    return target
-
-
-def demo_engine(
-    args: argparse.Namespace, progress: Callable[[str], None] | None = None
-) -> DepthEngine:
-    """--artifact, the reference (--variant/--weights/--random-init), or the cached export."""
+def demo_engine(args: argparse.Namespace) -> DepthEngine:
+    """The model the options name, as `xdepth run` opens it: --artifact, --reference, or
+    the variant (default: the embedded model) exported on first use at --precision."""
     from xdepth.cli_options import open_model
 
-    settings = make_settings("default")
-    if args.artifact or args.variant or args.weights or args.random_init:
-        return DepthEngine(open_model(args), settings=settings)
-    return DepthEngine(demo_artifact(progress=progress), settings=settings)
+    return DepthEngine(open_model(args), settings=make_settings("default"))
 
 
-def contact_sheet(results: list[DepthResult]) -> np.ndarray:
-    """One row per image: input | colour depth | clip on grey (images of one size)."""
+def contact_sheet(results: list[DepthResult], row_height_px: int = SHEET_ROW_PX) -> np.ndarray:
+    """One row per image: input | colour depth | clip on grey, each row `row_height_px`
+    high (aspect kept), rows padded with white to the widest."""
     rows = []
     for result in results:
         on_grey = composite_color(result.image, result.mask, (128, 128, 128))
         depth_rgb = colorize(result.depth, result.settings.colormap)
-        rows.append(np.concatenate([result.image, depth_rgb, on_grey], axis=1))
-    return np.concatenate(rows, axis=0)
+        row = np.concatenate([result.image, depth_rgb, on_grey], axis=1)
+        width_px = max(1, round(row.shape[1] * row_height_px / row.shape[0]))
+        rows.append(cv2.resize(row, (width_px, row_height_px), interpolation=cv2.INTER_AREA))
+    widest = max(row.shape[1] for row in rows)
+    padded = [
+        np.pad(r, ((0, 0), (0, widest - r.shape[1]), (0, 0)), constant_values=255) for r in rows
+    ]
+    return np.concatenate(padded, axis=0)
 
 
 def run_demo(engine: DepthEngine, out: Path, count: int = 24) -> dict[str, object]:
     """Write per-scene outputs, a contact sheet and summary.json; return the summary."""
     if count < 1:
         raise XDepthError(f"--count must be at least 1, got {count}")
-    scenes = make_scenes(count, HELD_OUT_BASE_SEED, DEMO_SIZE_PX, DEMO_SIZE_PX)
+    scenes = [make_scene(HELD_OUT_BASE_SEED + i, *photo_hw(i, DEMO_SIZE_PX)) for i in range(count)]
     (out / "inputs").mkdir(parents=True, exist_ok=True)
     results, per_image = [], []
     busy_before = engine.inference.clock.seconds
@@ -133,7 +93,10 @@ def run_demo(engine: DepthEngine, out: Path, count: int = 24) -> dict[str, objec
         "model_images_per_s": round(len(scenes) / model_seconds, 3) if model_seconds else None,
         "model": engine.inference.label,
         "backend": engine.inference.name,
-        "scenes": {"seeds": [s.seed for s in scenes], "size_px": DEMO_SIZE_PX},
+        "scenes": {
+            "seeds": [s.seed for s in scenes],
+            "sizes_hw": [list(s.rgb.shape[:2]) for s in scenes],
+        },
         "threshold": engine.settings.threshold,
         "per_image": per_image,
     }

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from xdepth.hardware import PrecisionFallbackWarning, cpu_info
 from xdepth.post.resize import resize_depth
 
 Done = Callable[[Any, "np.ndarray | None", "BaseException | None"], None]
@@ -82,6 +84,22 @@ class Inference:
         # Artifact backends split host resize / graph / upsample; others predict whole.
         self.split = manifest is not None and hasattr(backend, "infer_u8")
         self.clock = BusyClock()
+        if manifest is not None and backend.fallback:
+            warnings.warn(backend.fallback, PrecisionFallbackWarning, stacklevel=3)
+
+    def precision(self) -> dict[str, Any]:
+        """Asked-for and computed precision on this CPU (what run.json records)."""
+        m = self.manifest
+        if m is None:  # the transformers reference: fp32 eager
+            record = {"requested": "f32", "effective": "f32", "float_layers": "f32"}
+            return record | {"fallback": None, "cpu": cpu_info().summary()}
+        return {
+            "requested": m.precision,
+            "effective": self.backend.effective_precision,
+            "float_layers": self.backend.float_precision,
+            "fallback": self.backend.fallback,
+            "cpu": cpu_info().summary(),
+        }
 
     @property
     def label(self) -> str:

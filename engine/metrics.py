@@ -1,9 +1,25 @@
 """Accuracy metrics for relative inverse depth and masks (numpy only).
 
 Relative-depth models (MiDaS, DPT) predict inverse depth up to an unknown scale and shift,
-so predictions are first aligned to the reference by least squares in inverse depth (the
-MiDaS evaluation protocol), then scored in depth with delta1 and AbsRel. The same functions
-compare an exported artifact's output with the fp32 reference model's output.
+so predictions are scored as MiDaS's evaluation code does (``BadPixelMetric`` in
+https://gist.github.com/ranftlr/a1c7a24ebb24ce0e2f2ace5bce917022, the NYU script the
+github.com/isl-org/MiDaS authors published; DPT scores KITTI the same way):
+
+1. align: least-squares scale and shift of the prediction to the reference in inverse
+   depth (``compute_scale_and_shift`` there, `align_scale_shift` here);
+2. cap: the aligned inverse depth is clamped so no predicted depth lies outside the
+   reference's range. MiDaS floors it at ``disparity_cap = 1.0 / depth_cap``, the
+   dataset's depth cap (10 m for NYU, 80 m for KITTI); synthetic scenes have no dataset
+   cap, so here the cap is the reference's farthest valid depth in the image and, in the
+   same way, the floor its nearest. Without the cap a fit that maps a few far pixels to
+   zero or negative inverse depth makes them infinitely far, and those pixels alone
+   decide the mean AbsRel;
+3. score in depth (1 / capped inverse depth): delta1 and AbsRel over valid pixels.
+
+The cap moves a predicted depth toward the reference's range, never past the pixel's own
+reference value (which lies inside it), so delta1 can only rise or stay and AbsRel only
+fall or stay. The same functions compare an artifact's output with the fp32 reference
+model's, whose own range then sets the cap.
 """
 
 from __future__ import annotations
@@ -11,8 +27,8 @@ from __future__ import annotations
 import numpy as np
 
 SEED_THRESHOLD_U8 = 45  # the seed recipe: max-scaled inverse depth as uint8, > 45 is foreground
-# Aligned inverse depth is clamped to this before inverting: a least-squares fit may map a
-# few far pixels to zero or below, which has no depth; they become very far (1e6 m).
+# A reference inverse depth at or below this share of its maximum has no finite depth to
+# score against (sky at infinity): `inv_depth_agreement` leaves such pixels out.
 MIN_INV_DEPTH = 1e-6
 
 
@@ -100,8 +116,9 @@ def depth_metrics(
     """delta1 and AbsRel of a relative inverse depth against metric ground truth.
 
     The prediction is aligned to ``1 / gt_depth_m`` by scale and shift in inverse depth,
-    clamped to ``MIN_INV_DEPTH`` and inverted; pixels with non-positive or non-finite
-    ground truth are ignored.
+    capped to the ground truth's depth range (its nearest and farthest valid depth) and
+    inverted (MiDaS's protocol, see the module docstring); pixels with non-positive or
+    non-finite ground truth are ignored.
     """
     gt = np.asarray(gt_depth_m, dtype=np.float64)
     ok = np.isfinite(gt) & (gt > 0)
@@ -117,7 +134,9 @@ def inv_depth_agreement(
     """delta1 and AbsRel of one relative inverse depth against another (e.g. the fp32 model).
 
     Both are only known up to scale and shift, so the reference is first scaled to a
-    maximum of 1 and the prediction aligned to it; ``ref_inv`` must have a positive maximum.
+    maximum of 1 and the prediction aligned to it, then capped to the reference's own depth
+    range, as against ground truth; ``ref_inv`` must have a positive maximum. Reference
+    pixels at or below ``MIN_INV_DEPTH`` (scaled) have no finite depth and are left out.
     """
     ref = np.asarray(ref_inv, dtype=np.float64)
     ok = np.isfinite(ref)
@@ -132,8 +151,12 @@ def inv_depth_agreement(
 
 
 def _aligned_scores(pred_inv, gt_inv: np.ndarray, ok: np.ndarray) -> dict[str, float]:
+    """Align in inverse depth, cap to the reference's depth range, score in depth."""
     aligned, scale, shift = align_scale_shift(pred_inv, gt_inv, ok)
-    pred_depth = 1.0 / np.maximum(aligned, MIN_INV_DEPTH)
+    ref_inv = gt_inv[ok]
+    depth_cap = 1.0 / ref_inv.min()  # the reference's farthest depth (MiDaS: the dataset's)
+    depth_floor = 1.0 / ref_inv.max()  # and its nearest
+    pred_depth = 1.0 / np.clip(aligned, 1.0 / depth_cap, 1.0 / depth_floor)
     gt_depth = np.where(ok, 1.0 / np.where(ok, gt_inv, 1.0), np.nan)
     return {
         "delta1": delta1(pred_depth, gt_depth, ok),

@@ -149,18 +149,20 @@ class DepthResult:
 
     @cached_property
     def composite(self) -> np.ndarray:
-        """uint8 H x W x 3: the foreground over the settings' background."""
-        coverage = self.mask if self.settings.feather_px == 0 else self.alpha
-        kind, value = background_kind(self.settings.background)
+        """uint8 H x W x 3 (H x W in mode "L"): the foreground over the settings' background."""
+        s = self.settings
+        coverage = self.mask if s.feather_px == 0 else self.alpha
+        mode = s.composite_mode
+        kind, value = background_kind(s.background)
         if kind == "color":
-            return composite_color(self.image, coverage, value)  # type: ignore[arg-type]
+            return composite_color(self.image, coverage, value, mode=mode)  # type: ignore[arg-type]
         if kind == "blur":
-            return blur_background(self.image, coverage, self.settings.blur_sigma_px)
+            return blur_background(self.image, coverage, s.blur_sigma_px, mode=mode)
         if kind == "gray":
-            return grayscale_background(self.image, coverage)
+            return grayscale_background(self.image, coverage, mode=mode)
         if self._background_image is None:
             raise SettingsError(f"background image {value} was not loaded")
-        return replace_background(self.image, coverage, self._background_image)
+        return replace_background(self.image, coverage, self._background_image, mode=mode)
 
     @cached_property
     def camera(self) -> Intrinsics:

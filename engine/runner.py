@@ -70,6 +70,7 @@ class RunSummary:
     signal: str | None = None  # the signal that interrupted the job (SIGINT, SIGTERM)
     stopped: dict[str, str] | None = None  # OUT refused data: {"code": "ENOSPC", "reason"}
     ray: dict[str, Any] | None = None  # the actor pool of a Ray job (xdepth.ray_runner)
+    precision: dict[str, Any] = field(default_factory=dict)  # asked for, computed, CPU
 
     @property
     def images_per_s(self) -> float:
@@ -99,6 +100,7 @@ class RunSummary:
             "model_images_per_s": round(self.model_images_per_s, 3),
             "stages": self.stages,
             "model": self.model,
+            "precision": self.precision,
             "out": self.out,
             "resumed": self.resumed,
             "removed_temp_files": self.removed_temp_files,
@@ -134,6 +136,12 @@ class RunSummary:
                 f"Ray: {pool['actors']} actor{plural} x {pool['cpus_per_actor']} CPUs, start-up "
                 f"{pool.get('startup_s')} s, then {pool.get('steady_images_per_s')} images/s"
             )
+        if self.precision.get("fallback"):
+            p = self.precision
+            lines.append(
+                f"precision: {p['requested']} asked for, this CPU computed "
+                f"{p['effective']} (float layers {p['float_layers']})"
+            )
         if self.failed:
             lines.append(f"failures are listed in {Path(self.out) / ERRORS_FILE}")
         if self.stopped:
@@ -149,12 +157,31 @@ class RunSummary:
 
 
 def check_settings(inference: Inference, settings: PostSettings) -> None:
-    """Refuse settings the model cannot serve (a metric cut on relative depth)."""
+    """Refuse settings the model or this host cannot serve, before the first image.
+
+    A metric cut needs a metric model; ``resize = "seed"`` (the seed preset's torch
+    upsample) needs torch, which a runtime-only install does not have.
+    """
     if parse_policy(settings.threshold).metric and inference.semantics != "metric_depth_m":
         raise SettingsError(
             f"--threshold {settings.threshold} cuts metric depth, but {inference.label} "
             "predicts relative inverse depth; use abs:N, nearest:P%, otsu or range:F"
         )
+    if settings.resize == "seed" and not _torch_importable():
+        raise SettingsError(
+            "resize = \"seed\" (torch's bicubic upsample, bit for bit the seed's) needs torch: "
+            "pip install 'xdepth[export]', or use a preset file with resize = \"fast\" "
+            "(OpenCV's bicubic; the clip then differs from the seed's on about one pixel in a "
+            "million)"
+        )
+
+
+def _torch_importable() -> bool:
+    try:
+        import torch  # noqa: F401  (loaded here once; the seed resize imports it anyway)
+    except ImportError:
+        return False
+    return True
 
 
 def load_background(settings: PostSettings, max_pixels: int = DEFAULT_MAX_PIXELS):
@@ -253,7 +280,8 @@ def open_job(
     check_settings(inference, settings)
     background = load_background(settings, max_pixels)
     folder = OutputFolder(out, settings_record(inference.identity(), settings), overwrite)
-    return folder, RunSummary(out=str(out), model=inference.label), background
+    summary = RunSummary(out=str(out), model=inference.label, precision=inference.precision())
+    return folder, summary, background
 
 
 def job_pipeline(

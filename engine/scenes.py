@@ -40,6 +40,31 @@ HELD_OUT_BASE_SEED = HELD_OUT_SEEDS.start
 
 _MAX_ATTEMPTS = 50
 
+# The shapes photos come in, for every image set that measures a model (export fidelity and
+# calibration, the bench, the demo): (name, height / width, long side / the model's input
+# side). Landscape 16:9, portrait 3:4 and square, each larger than the model's input (as
+# photos are) and then at other sizes, so a model that squashes and one that keeps the
+# aspect ratio are both measured on what users feed them.
+PHOTO_SHAPES: tuple[tuple[str, float, float], ...] = (
+    ("landscape 16:9", 9 / 16, 1.5),
+    ("portrait 3:4", 4 / 3, 1.5),
+    ("square", 1.0, 1.5),
+    ("landscape 16:9", 9 / 16, 2.5),
+    ("portrait 3:4", 4 / 3, 1.0),
+    ("square", 1.0, 0.75),
+)
+MIN_SIDE_PX = 32
+
+
+def photo_hw(index: int, side_px: int) -> tuple[int, int]:
+    """(height, width) of the `index`-th image of a set, for a model of input side `side_px`:
+    PHOTO_SHAPES in turn, sides at least MIN_SIDE_PX."""
+    _, aspect, scale = PHOTO_SHAPES[index % len(PHOTO_SHAPES)]
+    long_px = round(side_px * scale)
+    short_px = round(long_px * min(aspect, 1 / aspect))
+    height, width = (long_px, short_px) if aspect > 1 else (short_px, long_px)
+    return max(height, MIN_SIDE_PX), max(width, MIN_SIDE_PX)
+
 
 @dataclass(frozen=True)
 class Scene:
@@ -359,8 +384,10 @@ def _finish(rng: np.random.Generator, rgb: np.ndarray) -> np.ndarray:
 
 def make_scene(seed: int, height: int = 256, width: int = 256, floor: bool | None = None) -> Scene:
     """The scene of `seed`: same seed and size, same bytes. `floor=None` draws it at random."""
-    if height < 32 or width < 32:
-        raise ValueError(f"scene size {height}x{width} is too small; use at least 32x32")
+    if height < MIN_SIDE_PX or width < MIN_SIDE_PX:
+        raise ValueError(
+            f"scene size {height}x{width} is too small; use at least {MIN_SIDE_PX}x{MIN_SIDE_PX}"
+        )
     rng = np.random.default_rng(seed)
     has_floor = bool(rng.random() < 0.4) if floor is None else floor
     for _ in range(_MAX_ATTEMPTS):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from xdepth.errors import XDepthError
-from xdepth.post import COLORMAPS, parse_policy
+from xdepth.post import COLORMAPS, COMPOSITE_MODES, CompositeMode, parse_policy
 from xdepth.registry import configs_dir
 
 # Output name (for --outputs) -> file suffixes written as <stem>.<suffix>.
@@ -57,6 +57,9 @@ class PostSettings:
     feather_px: float = 0.0
     background: str = "black"  # black | white | gray | blur | #rrggbb | an image path
     blur_sigma_px: float = 15.0
+    # The composite's image mode: "RGB" keeps the photo's colours; "L" is Pillow's grey
+    # (ITU-R 601-2 luma), what the seed's Image.composite over an "L" black image gives.
+    composite_mode: CompositeMode = "RGB"
     colormap: str = "inferno"
     png_level: int = 1
     resize: Literal["fast", "seed"] = "fast"  # "seed": torch's bicubic, bit-exact (needs torch)
@@ -113,6 +116,11 @@ def _validate(s: PostSettings) -> None:
     object.__setattr__(s, "feather_px", float(s.feather_px))
     object.__setattr__(s, "blur_sigma_px", float(s.blur_sigma_px))
     background_kind(s.background)
+    if s.composite_mode not in COMPOSITE_MODES:
+        raise SettingsError(
+            f"composite_mode must be one of {', '.join(map(repr, COMPOSITE_MODES))}, "
+            f"got {s.composite_mode!r}"
+        )
     if s.colormap not in COLORMAPS:
         raise SettingsError(f"--colormap {s.colormap!r} is not one of {', '.join(COLORMAPS)}")
     if isinstance(s.png_level, bool) or s.png_level not in range(10):

@@ -31,7 +31,7 @@ from xdepth.export.calibration import (
     calibration_set,
     fidelity_set,
 )
-from xdepth.export.describe import Built, Job, build_manifest, cpu_name
+from xdepth.export.describe import Built, Job, build_manifest
 from xdepth.export.fidelity import (
     F32_MAX_REL_ERROR,
     REFERENCE,
@@ -43,6 +43,7 @@ from xdepth.export.fidelity import (
     reference,
 )
 from xdepth.export.load import LoadedModel, load_model
+from xdepth.hardware import cpu_info, cpu_model
 from xdepth.preprocess import normalize
 from xdepth.registry import Card
 
@@ -75,10 +76,18 @@ class FidelityError(XDepthError):
         self.fidelity = fidelity
 
 
-def resolve_input_size(card: Card, input_size: tuple[int, int] | None) -> tuple[int, int]:
-    """The static input size: the card's, or another one for variants that keep aspect."""
+def resolve_input_size(
+    card: Card, input_size: tuple[int, int] | None
+) -> tuple[tuple[int, int], bool]:
+    """The input size and whether each image goes in at its own size.
+
+    Variants that keep the aspect ratio run every image at the size their preprocessing
+    gives it (around the card's size), as the reference does; `input_size` fixes one size
+    instead, which squashes other aspect ratios and so deviates from the reference.
+    Other variants resize every image to the card's size.
+    """
     if input_size is None:
-        return card.input_hw
+        return card.input_hw, card.preprocess.keep_aspect_ratio
     height, width = (int(v) for v in input_size)
     pre = card.preprocess
     if height <= 0 or width <= 0:
@@ -95,7 +104,7 @@ def resolve_input_size(card: Card, input_size: tuple[int, int] | None) -> tuple[
             f"input size {height}x{width}: both sides must be multiples of {multiple} "
             f"for variant {card.name!r}"
         )
-    return height, width
+    return (height, width), False
 
 
 def _check_options(
@@ -142,11 +151,16 @@ def _model_key(loaded: LoadedModel) -> Hashable:
 
 def _reference(job: Job, images: ImageSet) -> Reference:
     """The fp32 reference on the fidelity images, computed once per model and size."""
-    key = (_model_key(job.loaded), dataclasses.astuple(job.pre), repr(images.description))
+    key = (
+        _model_key(job.loaded),
+        dataclasses.astuple(job.pre),
+        job.per_image,
+        repr(images.description),
+    )
     if key not in _reference_cache:
         if len(_reference_cache) >= 4:
             _reference_cache.pop(next(iter(_reference_cache)))
-        _reference_cache[key] = reference(job.loaded, job.pre, job.input_hw, images)
+        _reference_cache[key] = reference(job.loaded, job.pre, job.fixed_hw, images)
     return _reference_cache[key]
 
 
@@ -160,16 +174,17 @@ def _build_openvino(
     say: Progress,
 ) -> Built:
     loaded, pre, input_hw = job.loaded, job.pre, job.input_hw
-    say(f"converting {loaded.card.name} to OpenVINO IR at {input_hw[0]}x{input_hw[1]}")
+    size = "each image at its own size" if job.per_image else f"{input_hw[0]}x{input_hw[1]}"
+    say(f"converting {loaded.card.name} to OpenVINO IR ({size})")
     key = _model_key(loaded)
-    model = ovx.convert(loaded, input_hw, key)
+    model = ovx.convert(loaded, input_hw, key, job.per_image)
     float_ir = ovx.with_preprocessing(model.clone(), pre)
     f32_error = ovx.check_f32(float_ir, ref.inputs_u8, ref.outputs, key)
     calibration_info = None
     if job.precision == "int8":
         calib = calibration_set(input_hw, calibration_size, calibration)
-        inputs_u8 = calib.model_inputs(pre, input_hw)
-        normalised = np.concatenate([normalize(x, pre) for x in inputs_u8])
+        inputs_u8 = calib.model_inputs(pre, job.fixed_hw)
+        normalised = [normalize(x, pre) for x in inputs_u8]
         refs = model_outputs(loaded, pre, inputs_u8) if accuracy_control else None
         result = ovx.quantize_int8(
             model,
@@ -244,12 +259,12 @@ def export(
     _check_destination(out)
     started = time.perf_counter()
     loaded = load_model(variant_or_dir, weights=weights, random_init=random_init)
-    input_hw = resolve_input_size(loaded.card, input_size)
+    input_hw, per_image = resolve_input_size(loaded.card, input_size)
     pre = dataclasses.replace(loaded.card.preprocess, height=input_hw[0], width=input_hw[1])
     load_seconds = time.perf_counter() - started
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    job = Job(loaded, pre, fmt, flavour, precision, staging)
+    job = Job(loaded, pre, fmt, flavour, precision, staging, per_image)
     try:
         images = fidelity_set(input_hw, fidelity_images)
         say(f"running the fp32 reference on {len(images.images)} held-out images")
@@ -269,12 +284,14 @@ def export(
             from xdepth.export.torch_export import export_torch_graph
 
             say(f"compiling {loaded.card.name} ({flavour}, {precision}); this takes a while")
-            graph = export_torch_graph(loaded, pre, input_hw, precision, staging, flavour)
+            graph = export_torch_graph(
+                loaded, pre, input_hw, precision, staging, flavour, per_image
+            )
             built = Built(graph.files, graph.runtime, graph.weights_storage)
         built.export_info |= {
             "seconds": round(load_seconds + time.perf_counter() - started, 3),
             "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-            "host": {"cpu": cpu_name(), "cores": os.cpu_count()},
+            "host": {"cpu": cpu_model(), "cores": os.cpu_count()},
         }
         fidelity = _measure(job, built, images, ref, say)
         fidelity["floors"] = floors(precision, fidelity_floor)
@@ -325,6 +342,12 @@ def _score(
             "suggested_num_requests": int(props["OPTIMAL_NUMBER_OF_INFER_REQUESTS"]),
         }
     result["seconds"] = round(time.perf_counter() - start, 3)
+    result["measured_with"] = {
+        "precision": backend.effective_precision,
+        "float_precision": backend.float_precision,
+        "cpu": cpu_info().describe(),
+        "fallback": backend.fallback,
+    }
     return result, hints, preds
 
 
@@ -371,9 +394,15 @@ def _measure(
         result, hints, preds = _score(job, built, images, ref)
     _check_repeatable(job, images, preds)
     built.runtime |= hints
+    if result["measured_with"]["fallback"]:
+        say(
+            f"{result['measured_with']['fallback']}; the artifact is valid for CPUs that have "
+            f"it, but its {job.precision} fidelity was not measured here"
+        )
     fidelity: dict[str, Any] = {
         "reference": REFERENCE,
         "images": images.description,
+        "measured_with": result["measured_with"],
         "vs_reference": result["vs_reference"],
         "vs_ground_truth": None,
         "repeatable": "a second compile reproduced the outputs exactly",
@@ -383,7 +412,8 @@ def _measure(
         fidelity["vs_ground_truth"] = {
             "artifact": result["vs_ground_truth"],
             "reference": ref.truth,
-            "metrics": "delta1 and AbsRel after scale-shift alignment in inverse depth; "
-            "mask IoU of the seed recipe's mask (max-scaled uint8 > 45) vs the scene mask",
+            "metrics": "delta1 and AbsRel after scale-shift alignment in inverse depth, "
+            "aligned depth capped to the scene's true depth range (xdepth.metrics); mask IoU "
+            "of the seed recipe's mask (max-scaled uint8 > 45) vs the scene mask",
         }
     return fidelity

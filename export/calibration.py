@@ -2,8 +2,10 @@
 
 By default both come from xdepth.scenes' held-out range (never seen in training), from two
 disjoint seed blocks: fidelity uses the first held-out scenes (the ones `xdepth demo`
-scores), calibration a block 50 million seeds further on. Scenes are rendered at 1.5 times
-the model's input size, so every image goes through the same host resize as a photo.
+scores), calibration a block 50 million seeds further on. Scenes are rendered at the shapes
+photos come in (xdepth.scenes.PHOTO_SHAPES: landscape 16:9, portrait 3:4 and square, at
+several sizes around the model's input), so every image goes through the host resize a
+photo does, and aspect-keeping models see every aspect ratio they will meet.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from xdepth.imageio import load_rgb
 from xdepth.inputs import collect_inputs
 from xdepth.preprocess import resize_for_model
 from xdepth.registry import Preprocess
-from xdepth.scenes import HELD_OUT_BASE_SEED, HELD_OUT_SEEDS, Scene, make_scene
+from xdepth.scenes import HELD_OUT_BASE_SEED, HELD_OUT_SEEDS, Scene, make_scene, photo_hw
 
 FIDELITY_FIRST_SEED = HELD_OUT_BASE_SEED
 CALIBRATION_FIRST_SEED = HELD_OUT_BASE_SEED + 50_000_000
@@ -40,29 +42,25 @@ class ImageSet:
     description: dict[str, Any]
     scenes: list[Scene] = field(default_factory=list)
 
-    def model_inputs(self, pre: Preprocess, input_hw: tuple[int, int]) -> np.ndarray:
-        """uint8 N x h x w x 3 at the artifact's input size, resized exactly as the engine does."""
-        return np.stack([resize_for_model(image, pre, size_hw=input_hw) for image in self.images])
-
-
-def scene_hw(input_hw: tuple[int, int]) -> tuple[int, int]:
-    """Render size for a model input size: 1.5 times larger, same aspect ratio."""
-    return input_hw[0] + input_hw[0] // 2, input_hw[1] + input_hw[1] // 2
+    def model_inputs(self, pre: Preprocess, input_hw: tuple[int, int] | None) -> list[np.ndarray]:
+        """uint8 h x w x 3 model inputs, resized exactly as the engine does: to `input_hw`,
+        or (None) each to the size the card's preprocessing gives it."""
+        return [resize_for_model(image, pre, size_hw=input_hw) for image in self.images]
 
 
 def synthetic_set(first_seed: int, count: int, input_hw: tuple[int, int], purpose: str) -> ImageSet:
-    """`count` held-out scenes from `first_seed` on."""
+    """`count` held-out scenes from `first_seed` on, in the shapes photos come in."""
     if count < 1:
         raise CalibrationError(f"{purpose}: need at least 1 image, got {count}")
     if count > _MAX_SEEDS_PER_BLOCK or first_seed + count > HELD_OUT_SEEDS.stop:
         raise CalibrationError(f"{purpose}: {count} scenes would leave the held-out seed range")
-    height, width = scene_hw(input_hw)
-    scenes = [make_scene(first_seed + i, height, width) for i in range(count)]
+    sizes = [photo_hw(i, max(input_hw)) for i in range(count)]
+    scenes = [make_scene(first_seed + i, *hw) for i, hw in enumerate(sizes)]
     description = {
         "source": "xdepth.scenes (held-out seeds)",
         "first_seed": first_seed,
         "count": count,
-        "size_hw": [height, width],
+        "sizes_hw": [list(hw) for hw in sizes],
     }
     return ImageSet([s.rgb for s in scenes], description, scenes)
 

@@ -37,17 +37,6 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def cpu_name() -> str:
-    """The CPU model, recorded so speed and bf16/int8 behaviour can be traced to it."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 @dataclasses.dataclass(frozen=True)
 class Job:
     """One export: the model, its preprocessing at the static size, and what to make."""
@@ -58,10 +47,16 @@ class Job:
     flavour: str
     precision: str
     staging: Path
+    per_image: bool = False  # the graph takes each image at its own preprocessed size
 
     @property
     def input_hw(self) -> tuple[int, int]:
         return self.pre.height, self.pre.width
+
+    @property
+    def fixed_hw(self) -> tuple[int, int] | None:
+        """The one size every image is resized to, or None for per-image sizes."""
+        return None if self.per_image else self.input_hw
 
 
 @dataclasses.dataclass
@@ -94,12 +89,13 @@ def build_manifest(job: Job, built: Built, fidelity: dict[str, Any]) -> Manifest
             resample=pre.resample,
             keep_aspect_ratio=pre.keep_aspect_ratio,
             ensure_multiple_of=pre.ensure_multiple_of,
+            size="per_image" if job.per_image else "static",
         ),
         output=OutputSpec(
             name=OUTPUT_NAME,
             semantics=card.output,
             encoding="inverse_depth",
-            shape=(1, pre.height, pre.width),
+            shape=(1, -1, -1) if job.per_image else (1, pre.height, pre.width),
             dtype="f32",
         ),
         format=job.fmt,

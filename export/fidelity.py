@@ -10,6 +10,7 @@ depth, the seed recipe's mask (max-scaled uint8 > 45) IoU, and the raw relative 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,11 +37,12 @@ class Predictor(Protocol):
 
 
 @torch.no_grad()
-def model_outputs(loaded: LoadedModel, pre: Preprocess, inputs_u8: np.ndarray) -> np.ndarray:
-    """fp32 inverse depth N x h x w of uint8 inputs already at the model's input size."""
+def model_outputs(
+    loaded: LoadedModel, pre: Preprocess, inputs_u8: list[np.ndarray]
+) -> list[np.ndarray]:
+    """fp32 inverse depth h x w of each uint8 input already at its model input size."""
     graph = InverseDepth(loaded.model.float().eval())
-    outs = [graph(torch.from_numpy(normalize(x, pre))).numpy() for x in inputs_u8]
-    return np.concatenate(outs).astype(np.float32)
+    return [graph(torch.from_numpy(normalize(x, pre)))[0].numpy() for x in inputs_u8]
 
 
 @torch.no_grad()
@@ -55,16 +57,19 @@ def upsample(depth: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
 class Reference:
     """The fp32 model on an image set: inputs and outputs at model size, and upsampled."""
 
-    inputs_u8: np.ndarray  # N x h x w x 3, host-resized as the engine resizes
-    outputs: np.ndarray  # N x h x w inverse depth at model resolution
+    inputs_u8: list[np.ndarray]  # h x w x 3 each, host-resized as the engine resizes
+    outputs: list[np.ndarray]  # h x w inverse depth each, at model resolution
     predictions: list[np.ndarray]  # each at its image's size (the seed recipe's upsample)
     truth: dict[str, float] | None  # the fp32 model's own scores against ground truth
 
 
 def reference(
-    loaded: LoadedModel, pre: Preprocess, input_hw: tuple[int, int], images: ImageSet
+    loaded: LoadedModel, pre: Preprocess, input_hw: tuple[int, int] | None, images: ImageSet
 ) -> Reference:
-    """Run the fp32 reference on every image; score it against truth when weights are real."""
+    """Run the fp32 reference on every image; score it against truth when weights are real.
+
+    `input_hw` None: each image at the size the card's preprocessing gives it, as
+    transformers' image processor does (aspect-keeping variants)."""
     inputs = images.model_inputs(pre, input_hw)
     outputs = model_outputs(loaded, pre, inputs)
     preds = [upsample(d, im.shape[:2]) for d, im in zip(outputs, images.images, strict=True)]
@@ -73,7 +78,7 @@ def reference(
     return Reference(inputs, outputs, preds, truth)
 
 
-def max_rel_error(outputs: np.ndarray, references: np.ndarray) -> float:
+def max_rel_error(outputs: Sequence[np.ndarray], references: Sequence[np.ndarray]) -> float:
     """Largest ``max |out - ref| / max |ref|`` over a batch of maps."""
     errors = [
         float(np.abs(o.astype(np.float64) - r).max() / np.abs(r).max())

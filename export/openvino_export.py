@@ -41,7 +41,7 @@ from xdepth.errors import XDepthError
 from xdepth.export.describe import INPUT_NAME, OUTPUT_NAME
 from xdepth.export.fidelity import F32_MAX_REL_ERROR, max_rel_error
 from xdepth.export.load import LoadedModel
-from xdepth.export.wrappers import InverseDepth
+from xdepth.export.wrappers import InverseDepth, export_program
 from xdepth.metrics import inv_depth_agreement
 from xdepth.registry import Preprocess
 
@@ -84,22 +84,30 @@ def clear_cache() -> None:
     _checked.clear()
 
 
-def convert(loaded: LoadedModel, input_hw: tuple[int, int], key: Hashable) -> ov.Model:
-    """The model as an ov.Model with a static 1 x 3 x h x w float input (a fresh copy).
+def convert(
+    loaded: LoadedModel, input_hw: tuple[int, int], key: Hashable, per_image: bool = False
+) -> ov.Model:
+    """The model as an ov.Model with a 1 x 3 x h x w float input (a fresh copy): h x w
+    static, or (`per_image`) any multiple of the card's ensure_multiple_of.
 
     Converted from a torch.export program rather than a TorchScript trace: measured on
     DPT-BEiT-B-384 here, that converts in 28 s instead of 45 s and the IR runs faster
     (bf16 0.93 instead of 0.67 images/s, f32 0.42 instead of 0.35), with the same f32
-    error against torch (4.5e-6).
+    error against torch (4.5e-6). A per-image IR stays dynamic in height and width; see
+    bench/results/input-size for why that beats a static IR reshaped per size.
     """
-    key = (key, input_hw)
+    key = (key, input_hw, per_image)
     if key not in _converted:
         clear_cache()
-        example = torch.zeros((1, 3, *input_hw), dtype=torch.float32)
+        multiple = loaded.card.preprocess.ensure_multiple_of
+        # A non-square example, so that nothing in the trace can equate height and width.
+        example_hw = (input_hw[0], input_hw[1] + multiple) if per_image else input_hw
+        example = torch.zeros((1, 3, *example_hw), dtype=torch.float32)
+        module = InverseDepth(loaded.model.float().eval())
         with torch.no_grad():
-            program = torch.export.export(InverseDepth(loaded.model.float().eval()), (example,))
+            program = export_program(module, example, (2, 3) if per_image else None, multiple)
             model = ov.convert_model(program)
-        model.reshape({0: [1, 3, *input_hw]})
+        model.reshape({0: ov.PartialShape([1, 3, -1, -1]) if per_image else [1, 3, *input_hw]})
         _converted[key] = model
     return _converted[key].clone()
 
@@ -131,17 +139,19 @@ def save(model: ov.Model, directory: Path, compress_to_fp16: bool) -> list[Artif
     return [file_record(directory, MODEL_XML, "model"), file_record(directory, bin_name, "data")]
 
 
-def check_f32(model: ov.Model, inputs_u8: np.ndarray, outputs: np.ndarray, key: Hashable) -> float:
+def check_f32(
+    model: ov.Model, inputs_u8: list[np.ndarray], outputs: list[np.ndarray], key: Hashable
+) -> float:
     """Compile the float IR (with preprocessing) in f32 and compare it with torch's outputs.
 
     Returns the max relative error; raises ConversionError above the f32 target, which
     means the conversion itself is wrong for this architecture.
     """
-    key = (key, inputs_u8.shape)
+    key = (key, tuple(x.shape for x in inputs_u8), model.input(0).get_partial_shape().is_static)
     if key not in _checked:
         config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
         compiled = ov.Core().compile_model(model, "CPU", config | SNIPPETS_OFF)
-        got = np.stack([compiled(x[None])[0][0] for x in inputs_u8])
+        got = [compiled(x[None])[0][0] for x in inputs_u8]
         error = max_rel_error(got, outputs)
         if error > F32_MAX_REL_ERROR:
             raise ConversionError(
@@ -205,20 +215,21 @@ def _snippets_off_everywhere() -> Iterator[None]:
 
 def quantize_int8(
     model: ov.Model,
-    calibration_inputs: np.ndarray,
+    calibration_inputs: list[np.ndarray],
     *,
     accuracy_control: bool = False,
-    references: np.ndarray | None = None,
+    references: list[np.ndarray] | None = None,
     max_delta1_drop: float = 0.01,
     progress: Callable[[str], None] | None = None,
 ) -> QuantizeResult:
     """NNCF post-training int8 (transformer model type, mixed preset, SmoothQuant).
 
-    `calibration_inputs` are float N x 3 x h x w model inputs. With `accuracy_control`,
-    layers go back to float (most sensitive first) until delta1 against the fp32
-    `references` (N x h x w, on the same images) drops by at most `max_delta1_drop`.
+    `calibration_inputs` are float 1 x 3 x h x w model inputs (sizes may differ for a
+    per-image IR). With `accuracy_control`, layers go back to float (most sensitive first)
+    until delta1 against the fp32 `references` (h x w each, on the same images) drops by at
+    most `max_delta1_drop`.
     """
-    items = [x[None] for x in calibration_inputs]
+    items = list(calibration_inputs)
     dataset = nncf.Dataset(items)
     common: dict[str, Any] = {
         "preset": PRESET,

@@ -23,7 +23,7 @@ import torch
 from xdepth.artifact import ArtifactFile, file_record
 from xdepth.errors import XDepthError
 from xdepth.export.load import LoadedModel
-from xdepth.export.wrappers import U8InverseDepth
+from xdepth.export.wrappers import U8InverseDepth, export_program
 from xdepth.registry import Preprocess
 
 PACKAGE = "model.pt2"
@@ -59,12 +59,21 @@ def compile_flags() -> str:
 
 
 def export_aoti(
-    loaded: LoadedModel, pre: Preprocess, input_hw: tuple[int, int], precision: str, out: Path
+    loaded: LoadedModel,
+    pre: Preprocess,
+    input_hw: tuple[int, int],
+    precision: str,
+    out: Path,
+    per_image: bool = False,
 ) -> GraphExport:
-    """Compile the uint8-input graph into `out/model.pt2` (grad off, or freezing is skipped)."""
+    """Compile the uint8-input graph into `out/model.pt2` (grad off, or freezing is skipped);
+    `per_image`: height and width symbolic (multiples of the card's ensure_multiple_of)."""
     wrapper = U8InverseDepth(loaded.model.float().eval(), pre, _DTYPES[precision]).eval()
+    multiple = pre.ensure_multiple_of
+    example_hw = (input_hw[0], input_hw[1] + multiple) if per_image else input_hw
     with torch.no_grad():
-        program = torch.export.export(wrapper, (_example(input_hw),))
+        axes = (1, 2) if per_image else None
+        program = export_program(wrapper, _example(example_hw), axes, multiple)
         torch._inductor.aoti_compile_and_package(
             program,
             package_path=str(out / PACKAGE),
@@ -143,6 +152,7 @@ def export_torch_graph(
     precision: str,
     out: Path,
     flavour: str = "aoti",
+    per_image: bool = False,
 ) -> GraphExport:
     if precision not in _DTYPES:
         raise XDepthError(
@@ -150,7 +160,13 @@ def export_torch_graph(
             "int8 artifacts are OpenVINO IR (--format openvino)"
         )
     if flavour == "aoti":
-        return export_aoti(loaded, pre, input_hw, precision, out)
+        return export_aoti(loaded, pre, input_hw, precision, out, per_image)
     if flavour == "ipex":
+        if per_image:
+            raise XDepthError(
+                f"{loaded.card.name} keeps each image's aspect ratio, and an IPEX trace takes "
+                "one input size: use the aoti flavour, or fix a size with --input-size H W "
+                "(which squashes other aspect ratios, unlike the reference)"
+            )
         return export_ipex(loaded, pre, input_hw, precision, out)
     raise XDepthError(f"torch flavour {flavour!r} is not one of {', '.join(FLAVOURS)}")

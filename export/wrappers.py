@@ -9,10 +9,17 @@ is done in the graph, so every artifact outputs inverse depth, in 1/m for metric
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from unittest import mock
 
 import torch
 
 from xdepth.registry import Preprocess
+
+# Upper bound of a symbolic side, in patches (14 px: 7168 px), far above any preprocessed
+# photo's (the longer side of a 518-px Depth Anything input reaches 7168 px at 14:1).
+MAX_PATCHES = 512
 
 
 class InverseDepth(torch.nn.Module):
@@ -63,3 +70,58 @@ class U8InverseDepth(torch.nn.Module):
         with torch.autocast("cpu", dtype=self.compute_dtype):
             depth = self.depth(x)
         return depth.to(torch.float32)
+
+
+def _head_forward(
+    self: torch.nn.Module, hidden_states: list[torch.Tensor], patch_height: int, patch_width: int
+) -> torch.Tensor:
+    """DepthAnythingDepthEstimationHead.forward without its int() casts, which pin the
+    output size to the example's in torch.export; the computation is the same."""
+    depth = self.conv1(hidden_states[self.head_in_index])
+    size = (patch_height * self.patch_size, patch_width * self.patch_size)
+    depth = torch.nn.functional.interpolate(depth, size, mode="bilinear", align_corners=True)
+    depth = self.conv3(self.activation1(self.conv2(depth)))
+    return (self.activation2(depth) * self.max_depth).squeeze(dim=1)
+
+
+@contextmanager
+def shape_generic() -> Iterator[None]:
+    """Inside this block, Depth Anything models export with a symbolic input size.
+
+    Two spots in transformers specialise on the example's size: the head's ``int()`` output
+    size, and DINOv2's shortcut that skips interpolating the position embeddings when the
+    image is square at the trained size. The shortcut is replaced by the interpolation it
+    skips, which is exact at the same size (bicubic weights at offset 0 are 0, 1, 0, 0), so
+    the graph computes what the eager model computes at every size.
+    """
+    from transformers.models.depth_anything import modeling_depth_anything as depth_anything
+    from transformers.models.dinov2 import modeling_dinov2 as dinov2
+
+    interpolate = dinov2.Dinov2Embeddings.interpolate_pos_encoding
+
+    def always_interpolate(
+        self: torch.nn.Module, embeddings: torch.Tensor, height: int, width: int
+    ) -> torch.Tensor:
+        with mock.patch.object(torch.jit, "is_tracing", return_value=True):
+            return interpolate(self, embeddings, height, width)
+
+    head = depth_anything.DepthAnythingDepthEstimationHead
+    with (
+        mock.patch.object(head, "forward", _head_forward),
+        mock.patch.object(dinov2.Dinov2Embeddings, "interpolate_pos_encoding", always_interpolate),
+    ):
+        yield
+
+
+def export_program(
+    module: torch.nn.Module, example: torch.Tensor, hw_axes: tuple[int, int] | None, multiple: int
+) -> torch.export.ExportedProgram:
+    """torch.export of `module`; with `hw_axes`, height and width are symbolic multiples of
+    `multiple` (at least two of them each: torch specialises sizes of one)."""
+    if hw_axes is None:
+        return torch.export.export(module, (example,))
+    height = torch.export.Dim("patches_h", min=2, max=MAX_PATCHES)
+    width = torch.export.Dim("patches_w", min=2, max=MAX_PATCHES)
+    dims = {hw_axes[0]: multiple * height, hw_axes[1]: multiple * width}
+    with shape_generic():
+        return torch.export.export(module, (example,), dynamic_shapes=(dims,))

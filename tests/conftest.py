@@ -12,6 +12,16 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def artifacts_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Artifacts exported on first use go to one folder per test session, never to the
+    user's ~/.cache; tests that run the default model share its exports."""
+    folder = tmp_path_factory.getbasetemp() / "artifacts"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDEPTH_ARTIFACTS", str(folder))
+        yield folder
+
+
 @pytest.fixture
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any attempt to open a connection fails the test loudly."""
@@ -63,24 +73,19 @@ def shipped_model_scores() -> tuple[float, float] | None:
     return held_out["mask_iou_mean"], held_out["delta1_mean"]
 
 
-def shipped_model_accurate(need_iou: float = 0.90, need_delta1: float = 0.90) -> tuple[bool, str]:
-    """Whether the shipped xdepth-tiny reaches these held-out scores (default: its targets).
+def shipped_model_structured(need_delta1: float = 0.90) -> tuple[bool, str]:
+    """Whether the shipped xdepth-tiny has real structure (held-out delta1 >= 0.90), and why not.
 
-    Fidelity floors (bf16, int8 against fp32) only mean something on a model with real
-    structure (delta1 >= 0.90): on a model whose output is near zero in places, relative
-    metrics measure noise. Accuracy against ground truth needs both targets.
+    Fidelity floors (bf16, int8 against fp32) only mean something on such a model: on a
+    model whose output is near zero in places, relative metrics measure noise.
     """
     scores = shipped_model_scores()
     if scores is None:
         return False, "the xdepth-tiny weights are not in this checkout"
-    iou, d1 = scores
-    if iou >= need_iou and d1 >= need_delta1:
+    d1 = scores[1]
+    if d1 >= need_delta1:
         return True, ""
-    return (
-        False,
-        f"shipped xdepth-tiny scores IoU {iou:.2f}, delta1 {d1:.2f} "
-        f"(needs {need_iou:.2f}, {need_delta1:.2f})",
-    )
+    return False, f"shipped xdepth-tiny scores delta1 {d1:.2f} (needs {need_delta1:.2f})"
 
 
 def modules_loaded_by(statements: str, roots: tuple[str, ...]) -> list[str]:

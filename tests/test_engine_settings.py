@@ -40,6 +40,11 @@ def test_presets_and_overrides() -> None:
         "wrap",
         "black",
     )
+    assert (seed.composite_mode, seed.resize) == ("L", "seed")  # the notebook's grey clip
+    assert make_settings("default").composite_mode == "RGB"  # the photo's colours
+    assert seed.hashed()["composite_mode"] == "L"  # a grey clip is other bytes: a new job
+    with pytest.raises(SettingsError, match="composite_mode must be one of 'RGB', 'L'"):
+        make_settings("seed", composite_mode="RGBA")
     assert make_settings(None) == make_settings("default") == PostSettings()
     assert make_settings(threshold="abs:45.0").threshold == "abs:45"
     assert parse_threshold("45") == "abs:45" and parse_threshold("otsu") == "otsu"

@@ -29,6 +29,7 @@ from xdepth.export.fidelity import model_outputs, upsample
 from xdepth.export.load import LoadedModel, load_model
 from xdepth.export.reference import ReferenceBackend
 from xdepth.export.torch_export import FlavourUnavailable
+from xdepth.hardware import cpu_info
 from xdepth.preprocess import resize_for_model
 from xdepth.registry import get_card
 from xdepth.scenes import HELD_OUT_BASE_SEED, make_scene
@@ -55,7 +56,7 @@ def recipe_predict(name: str, image: np.ndarray) -> np.ndarray:
         return ReferenceBackend(loaded).predict(image)
     pre = loaded.card.preprocess
     x = resize_for_model(image, pre, loaded.card.input_hw)
-    return upsample(model_outputs(loaded, pre, x[None])[0], image.shape[:2])
+    return upsample(model_outputs(loaded, pre, [x])[0], image.shape[:2])
 
 
 @dataclass
@@ -93,9 +94,15 @@ def tiny(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     return Exported(name, folders)
 
 
-def _scene(name: str) -> np.ndarray:
-    h, w = get_card(name).input_hw
-    return make_scene(SEED, h + h // 2, w + w // 2).rgb
+# Photos as users shoot them: landscape 16:9 and portrait 3:4, larger than the model input.
+PHOTO_ASPECTS = {"16:9": (9, 16), "3:4": (4, 3)}
+
+
+def _scene(name: str, aspect: str) -> np.ndarray:
+    side = max(get_card(name).input_hw) * 3 // 2
+    ratio_h, ratio_w = PHOTO_ASPECTS[aspect]
+    scale = side / max(ratio_h, ratio_w)
+    return make_scene(SEED, round(ratio_h * scale), round(ratio_w * scale)).rgb
 
 
 def _rel(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
@@ -105,47 +112,70 @@ def _rel(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
     return float(diff.max()) / peak, float(diff.mean()) / peak
 
 
-def test_f32_matches_the_reference_recipe(tiny: Exported) -> None:
+def test_f32_manifest(tiny: Exported) -> None:
     name, folder = tiny.name, tiny["f32"]
     manifest = load_manifest(folder)
+    card = get_card(name)
     assert manifest.to_dict() == json.loads((folder / "manifest.json").read_text())
     assert (manifest.variant, manifest.format, manifest.precision) == (name, "openvino", "f32")
     assert manifest.random_init and manifest.weights["origin"] == "random-init"
-    assert manifest.input.hw == get_card(name).input_hw
+    assert manifest.input.hw == card.input_hw
     assert (manifest.input.layout, manifest.input.dtype) == ("NHWC", "u8")
+    # Aspect-keeping variants run each image at its own size, as their reference does.
+    keep = card.preprocess.keep_aspect_ratio
+    assert manifest.input.size == ("per_image" if keep else "static")
     assert manifest.input.preprocessing_in_graph and manifest.output.shape == (
-        1,
-        *manifest.input.hw,
+        (1, -1, -1) if keep else (1, *manifest.input.hw)
     )
-    assert manifest.output.semantics == get_card(name).output
+    assert manifest.output.semantics == card.output
     assert (
         manifest.fidelity["passed"] and manifest.fidelity["vs_reference"]["max_rel_error"] <= 1e-4
     )
+    # Fidelity was measured on a landscape and a portrait photo, and says so.
+    sizes = manifest.fidelity["images"]["sizes_hw"]
+    assert any(w > h for h, w in sizes) and any(h > w for h, w in sizes)
+    measured = manifest.fidelity["measured_with"]
+    assert measured["precision"] == "f32" and measured["cpu"]["model"]
     storage = manifest.weights_storage or {}
     assert storage["compress_to_fp16"] or "relative error" in storage["reason"]
 
-    backend = open_artifact(folder, use_cache=False)
-    assert backend.inference_precision == "f32"
-    image = _scene(name)
+
+@pytest.mark.parametrize("aspect", PHOTO_ASPECTS)
+def test_f32_matches_the_reference_recipe(tiny: Exported, aspect: str) -> None:
+    name = tiny.name
+    backend = open_artifact(tiny["f32"], use_cache=False)
+    assert backend.inference_precision == "f32" and backend.fallback is None
+    image = _scene(name, aspect)
     got = backend.predict(image)
     assert got.shape == image.shape[:2] and got.dtype == np.float32
     worst, _ = _rel(got, recipe_predict(name, image))
     assert worst <= 1e-4
 
 
-def test_bf16_is_bf16_and_close(tiny: Exported) -> None:
+@pytest.mark.parametrize("aspect", PHOTO_ASPECTS)
+def test_bf16_computes_what_this_cpu_can(tiny: Exported, aspect: str) -> None:
+    """bf16 where OpenVINO reports native bf16 (AMX, AVX512_BF16); elsewhere the fallback
+    to f32 is reported by the manifest and the backend, and the output is f32's."""
     name, folder = tiny.name, tiny["bf16"]
     manifest = load_manifest(folder)
     assert manifest.runtime["inference_precision"] == "bf16"
     backend = open_artifact(folder, use_cache=False)
-    assert backend.inference_precision == "bf16"
-    image = _scene(name)
+    image = _scene(name, aspect)
     got = backend.predict(image)
-    worst, mean = _rel(got, recipe_predict(name, image))
-    assert worst <= 0.1 and mean <= 5e-3
-    # bf16 really computes in bf16: it differs from the f32 artifact by far more than 1e-4.
     f32 = open_artifact(tiny["f32"], use_cache=False).predict(image)
-    assert _rel(got, f32)[0] > 1e-3
+    measured = manifest.fidelity["measured_with"]
+    if cpu_info().has_bf16:
+        assert backend.inference_precision == backend.effective_precision == "bf16"
+        assert backend.fallback is None and measured["precision"] == "bf16"
+        worst, mean = _rel(got, recipe_predict(name, image))
+        assert worst <= 0.1 and mean <= 5e-3
+        # bf16 really computes in bf16: it differs from the f32 artifact by far more than 1e-4.
+        assert _rel(got, f32)[0] > 1e-3
+    else:
+        assert backend.inference_precision == backend.effective_precision == "f32"
+        assert "no native bf16" in (backend.fallback or "")
+        assert measured["precision"] == "f32" and measured["fallback"]
+        assert _rel(got, f32)[0] <= 1e-4
 
 
 def test_int8_is_quantized_and_runs_as_the_ir_says(tiny: Exported) -> None:
@@ -180,7 +210,9 @@ def test_int8_is_quantized_and_runs_as_the_ir_says(tiny: Exported) -> None:
     # One compile, one thread: the engine must feed the IR exactly the resized uint8 image
     # and hand back exactly its output.
     backend = open_artifact(folder, use_cache=False, hint="LATENCY", threads=1)
-    image = _scene(name)
+    assert backend.effective_precision == "int8"
+    assert backend.float_precision == ("bf16" if cpu_info().has_bf16 else "f32")
+    image = _scene(name, "16:9")
     resized = backend.resize(image)
     want = backend.compiled(resized[None])[0]
     np.testing.assert_array_equal(backend.infer_u8(resized[None]), want)
@@ -243,10 +275,13 @@ def test_input_size_for_a_variant_that_keeps_aspect(tmp_path: Path) -> None:
     )
     manifest = load_manifest(folder)
     assert manifest.input.hw == (42, 70) and manifest.output.shape == (1, 42, 70)
-    assert manifest.input.keep_aspect_ratio and manifest.fidelity["images"]["size_hw"] == [63, 105]
+    assert manifest.input.keep_aspect_ratio and manifest.input.size == "static"
+    assert manifest.fidelity["images"]["sizes_hw"] == [[59, 105], [105, 79]]
     assert manifest.fidelity["vs_reference"]["max_rel_error"] <= 1e-4
-    depth = open_artifact(folder, use_cache=False).predict(make_scene(SEED, 63, 105).rgb)
-    assert depth.shape == (63, 105)
+    backend = open_artifact(folder, use_cache=False)
+    image = make_scene(SEED, 63, 105).rgb
+    assert backend.resize(image).shape == (42, 70, 3)  # squashed to the fixed size
+    assert backend.predict(image).shape == (63, 105)
 
 
 @pytest.mark.skipif(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shipped_model_accurate
+from conftest import shipped_model_structured
 
 from xdepth.artifact import load_manifest
 from xdepth.backends import open_artifact
@@ -28,7 +28,7 @@ from xdepth.scenes import HELD_OUT_BASE_SEED, make_scene
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-TRAINED = shipped_model_accurate(need_iou=0.0)[0]  # a model with structure (conftest)
+TRAINED = shipped_model_structured()[0]  # a model with structure (conftest)
 MODEL = "xdepth-tiny" if TRAINED else "tiny-dpt-beit"
 SEEDS = [HELD_OUT_BASE_SEED + 600 + i for i in range(3)]  # not among the fidelity images
 

@@ -57,15 +57,37 @@ def test_delta1_and_abs_rel_known_values() -> None:
     assert abs_rel(pred, gt) == pytest.approx((0.2 + 0.3 + 0.0 + 0.5) / 4)
 
 
-def test_non_positive_aligned_inverse_depth_is_clamped() -> None:
-    gt_depth = np.array([1.0, 1.0, 2.0, 2.0])
-    # The fit is exact for the first three pixels; the fourth lands at negative inverse depth.
-    pred_inv = np.array([1.0, 1.0, 0.5, -5.0])
-    valid = np.array([True, True, True, False])
-    scores = depth_metrics(pred_inv, gt_depth, valid)
-    assert scores["delta1"] == 1.0
-    aligned, *_ = align_scale_shift(pred_inv, 1.0 / gt_depth, valid)
-    assert aligned[3] < 0 and 1.0 / max(aligned[3], MIN_INV_DEPTH) == pytest.approx(1e6)
+def test_aligned_depth_is_capped_to_the_ground_truths_range() -> None:
+    """Hand-computed: the fit maps the farthest pixel to negative inverse depth.
+
+    Fitting gt_inv = (0.1, 0.2, 1.0) on pred = (0, 1, 2) by least squares gives scale 9/20,
+    shift -1/60: aligned inverse depth (-1/60, 13/30, 53/60). The first pixel has no depth;
+    capped at the farthest ground truth (10 m) it is exact. The others: 30/13 m against
+    5 m, 60/53 m against 1 m.
+    """
+    gt_depth = np.array([10.0, 5.0, 1.0])
+    scores = depth_metrics(np.array([0.0, 1.0, 2.0]), gt_depth)
+    assert scores["scale"] == pytest.approx(9 / 20) and scores["shift"] == pytest.approx(-1 / 60)
+    assert scores["abs_rel"] == pytest.approx((0.0 + (35 / 13) / 5 + 7 / 53) / 3, rel=1e-12)
+    assert scores["delta1"] == pytest.approx(2 / 3)  # ratios 1, 13/6, 60/53
+    # Uncapped, the first pixel would lie at 1 / MIN_INV_DEPTH = 1e6 m: AbsRel about 33 000.
+    # The near side is floored the same way: aligned 65/60 > 1 / (nearest 1 m) is 1 m.
+    near = depth_metrics(np.array([0.0, 1.0, 2.0]), np.array([10.0, 1.25, 1.0]))
+    expected = ((10 - 60 / 11) / 10 + (60 / 38 - 1.25) / 1.25 + 0.0) / 3
+    assert near["abs_rel"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_capping_only_raises_delta1() -> None:
+    """Capped pixels move toward their own ground truth: delta1 never drops."""
+    rng = np.random.default_rng(1)
+    gt = rng.uniform(1.0, 10.0, (40, 50))
+    pred = 1.0 / gt + rng.normal(0.0, 0.08, gt.shape)  # noise pushes some below zero
+    scores = depth_metrics(pred, gt)
+    aligned, *_ = align_scale_shift(pred, 1.0 / gt)
+    uncapped = 1.0 / np.maximum(aligned, MIN_INV_DEPTH)
+    assert (aligned <= 0).any()  # some pixels have no depth before the cap
+    assert scores["delta1"] >= delta1(uncapped, gt)
+    assert scores["abs_rel"] < abs_rel(uncapped, gt)
 
 
 def test_mask_iou_known_values() -> None:

@@ -14,6 +14,7 @@ from xdepth.post import (
     cutout_rgba,
     feather,
     grayscale_background,
+    luma,
     refocus,
     replace_background,
 )
@@ -102,6 +103,41 @@ def test_cover_resize_crops_the_centre() -> None:
     assert np.abs(cover_resize(background, 50, 200) - blocks).max() <= 0.5  # same aspect: area mean
     tall = cover_resize(background, 400, 100)  # upscale 4x, keep the middle quarter
     assert tall.shape == (400, 100, 3)
+
+
+def test_luma_is_pillows_grey_for_every_colour() -> None:
+    code = np.arange(1 << 24, dtype=np.uint32)
+    channels = [(code >> shift) & 255 for shift in (16, 8, 0)]
+    every = np.stack(channels, axis=-1).astype(np.uint8).reshape(4096, 4096, 3)
+    np.testing.assert_array_equal(luma(every), np.asarray(Image.fromarray(every).convert("L")))
+
+
+def test_grey_composites_are_pillows_over_a_grey_background() -> None:
+    """mode="L" is ``Image.composite(image, background.convert("L"), alpha)``: grey out."""
+    image, background = photo(90, 61, 4), photo(90, 61, 5)
+    thin = feather(disc_mask(90, 61), 3.0)
+    wide = np.random.default_rng(6).integers(0, 256, (90, 61), dtype=np.uint8)
+    for alpha in (disc_mask(90, 61), thin, wide):
+        alpha_u8 = alpha.view(np.uint8) * np.uint8(255) if alpha.dtype == bool else alpha
+
+        def pil(bg: np.ndarray, a: np.ndarray = alpha_u8) -> np.ndarray:
+            grey = Image.fromarray(bg).convert("L")
+            out = Image.composite(Image.fromarray(image), grey, Image.fromarray(a))
+            assert out.mode == "L"
+            return np.asarray(out)
+
+        flat = np.zeros_like(image) + np.array([17, 200, 90], np.uint8)
+        got = composite_color(image, alpha, (17, 200, 90), mode="L")
+        np.testing.assert_array_equal(got, pil(flat))
+        np.testing.assert_array_equal(
+            composite_over(image, background, alpha, mode="L"), pil(background)
+        )
+        # Without exclude_foreground the blurred background does not depend on the mask.
+        blurred = blur_background(image, np.zeros((90, 61), bool), 4.0, exclude_foreground=False)
+        grey = blur_background(image, alpha, 4.0, exclude_foreground=False, mode="L")
+        np.testing.assert_array_equal(grey, pil(blurred))
+    with pytest.raises(ValueError, match="mode must be one of RGB, L"):
+        composite_color(image, thin, mode="RGBA")  # type: ignore[arg-type]
 
 
 def test_replace_and_grayscale_backgrounds() -> None:

@@ -1,13 +1,17 @@
-"""Seed equivalence: xdepth.post reproduces the seed's post-process lines bit for bit.
+"""Seed equivalence: xdepth reproduces the seed notebook's post-process lines bit for bit.
 
-The seed (DPT notebook recipe) did, on the model's float32 ``predicted_depth``:
+The notebook does, on the model's float32 ``predicted_depth`` (`notebook_lines` holds its
+lines verbatim):
     prediction = torch.nn.functional.interpolate(predicted_depth.unsqueeze(1),
                  size=image.size[::-1], mode="bicubic", align_corners=False)
     output = prediction.squeeze().cpu().numpy()
     formatted = (output * 255 / np.max(output)).astype("uint8")
-    mask = np.where(formatted > 45, 255, 0)
-    clip = Image.composite(image, Image.new("RGB", image.size, (0, 0, 0)),
-                           Image.fromarray(mask.astype(np.uint8)))
+    depth = Image.fromarray(formatted)
+    a = np.array(depth)
+    mask = np.where(a > 45, 255, 0)
+    black = Image.fromarray(a*0).convert('L')
+    clip = Image.composite(image, black, Image.fromarray(mask.astype(np.uint8)))
+``Image.composite`` takes the mode of its second image, so the clip is grey (mode L).
 """
 
 from __future__ import annotations
@@ -15,19 +19,26 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from xdepth import DepthEngine
+from xdepth.backends import open_artifact
+from xdepth.cli import main
 from xdepth.post import (
     composite_color,
+    encode_png,
     mask_from_uint8,
     resize_depth,
     threshold_mask,
     to_uint8_max,
     uint8_cut,
 )
+from xdepth.scenes import make_scene
+from xdepth.settings import SettingsError
 
 torch = pytest.importorskip("torch")
 X86 = platform.machine().lower() in ("x86_64", "amd64")
@@ -53,21 +64,25 @@ def photo(height: int, width: int, seed: int = 0) -> np.ndarray:
     return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
-def seed_post(image: np.ndarray, predicted_depth: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The seed's lines, verbatim apart from array plumbing."""
-    pil = Image.fromarray(image)
-    prediction = torch.nn.functional.interpolate(
-        torch.from_numpy(predicted_depth)[None].unsqueeze(1),
-        size=pil.size[::-1],
-        mode="bicubic",
-        align_corners=False,
-    )
+def notebook_lines(image: Image.Image, predicted_depth: torch.Tensor) -> tuple[object, ...]:
+    """The notebook's lines, verbatim; ``predicted_depth`` is the model's 1 x h x w output."""
+    prediction = torch.nn.functional.interpolate(predicted_depth.unsqueeze(1), size=image.size[::-1], mode="bicubic", align_corners=False)  # fmt: skip  # noqa: E501
     output = prediction.squeeze().cpu().numpy()
     formatted = (output * 255 / np.max(output)).astype("uint8")
-    mask = np.where(formatted > 45, 255, 0)
-    black = Image.new("RGB", pil.size, (0, 0, 0))
-    clip = Image.composite(pil, black, Image.fromarray(mask.astype(np.uint8)))
-    return output, formatted, mask, np.asarray(clip)
+    depth = Image.fromarray(formatted)
+    a = np.array(depth)
+    mask = np.where(a > 45, 255, 0)
+    black = Image.fromarray(a*0).convert('L')  # fmt: skip
+    clip = Image.composite(image, black, Image.fromarray(mask.astype(np.uint8)))
+    return output, formatted, mask, clip
+
+
+def seed_post(image: np.ndarray, predicted_depth: np.ndarray) -> tuple[np.ndarray, ...]:
+    """`notebook_lines` on arrays: (upsampled depth, uint8 depth, mask 0/255, clip)."""
+    output, formatted, mask, clip = notebook_lines(
+        Image.fromarray(image), torch.from_numpy(predicted_depth)[None]
+    )
+    return output, formatted, mask, np.asarray(clip)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("seed", "height", "width"), [(0, 300, 400), (1, 211, 157), (2, 96, 128)])
@@ -99,7 +114,39 @@ def test_the_whole_seed_chain_matches_bit_for_bit() -> None:
     if X86:
         np.testing.assert_array_equal(depth_u8, seed_u8)
     np.testing.assert_array_equal(mask, seed_mask == 255)
-    np.testing.assert_array_equal(composite_color(image, mask), seed_clip)
+    assert seed_clip.shape == (300, 400)  # grey: the mode of the composite's black image
+    np.testing.assert_array_equal(composite_color(image, mask, mode="L"), seed_clip)
+
+
+SIZES_HW = [(300, 400), (211, 157), (97, 333), (480, 640), (1000, 750), (123, 456)]
+
+
+@pytest.mark.skipif(not X86, reason="the seed's out-of-range cast is x86-64 behaviour")
+def test_seed_preset_writes_the_notebooks_clip(tiny_artifact: Path, tmp_path: Path) -> None:
+    """`--preset seed` on non-square photos: the files are the notebook's lines, run on the
+    engine's own model output, pixel for pixel and (same PNG encoder) byte for byte."""
+    photos = tmp_path / "in"
+    photos.mkdir()
+    for i, (height, width) in enumerate(SIZES_HW):
+        Image.fromarray(make_scene(40 + i, height, width).rgb).save(photos / f"p{i}.png")
+    out = tmp_path / "out"
+    assert main(["run", str(photos), "-o", str(out), "--artifact", str(tiny_artifact),
+                 "--preset", "seed", "--quiet"]) == 0  # fmt: skip
+    backend = open_artifact(tiny_artifact, use_cache=False)
+    for i, (height, width) in enumerate(SIZES_HW):
+        with Image.open(photos / f"p{i}.png") as image:
+            image.load()
+        predicted_depth = backend.infer_u8(backend.resize(np.asarray(image))[None])
+        _, formatted, mask, clip = notebook_lines(image, torch.from_numpy(predicted_depth))
+        assert clip.mode == "L" and clip.size == (width, height)
+        assert 0 < np.count_nonzero(mask) < mask.size  # a clip, neither empty nor everything
+        written = {kind: out / f"p{i}.{kind}.png" for kind in ("composite", "depth8", "mask")}
+        with Image.open(written["composite"]) as composite:
+            assert composite.mode == "L"
+            np.testing.assert_array_equal(np.asarray(composite), np.asarray(clip))
+        assert written["composite"].read_bytes() == encode_png(np.asarray(clip), level=1)
+        assert written["depth8"].read_bytes() == encode_png(formatted, level=1)
+        assert written["mask"].read_bytes() == encode_png(mask.astype(np.uint8), level=1)
 
 
 def test_to_uint8_max_clip_equals_seed_where_the_seed_is_defined() -> None:
@@ -168,6 +215,14 @@ def test_seed_mode_without_torch_says_what_to_do(monkeypatch: pytest.MonkeyPatch
         resize_depth(np.ones((4, 4), np.float32), 8, 8, mode="seed")
     fast = resize_depth(np.ones((4, 4), np.float32), 8, 8)
     np.testing.assert_allclose(fast, 1.0, rtol=1e-6)
+
+
+def test_seed_preset_without_torch_is_refused_before_any_image(
+    tiny_artifact: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(SettingsError, match=r"needs torch: pip install 'xdepth\[export\]'"):
+        DepthEngine(tiny_artifact, preset="seed")
 
 
 def test_post_imports_without_torch() -> None:

@@ -18,7 +18,7 @@ from xdepth.registry import real_cards
 from xdepth.scenes import make_scene
 from xdepth.settings import make_settings
 
-TINY = ["--variant", "tiny-dpt-beit", "--random-init"]
+TINY = ["--variant", "tiny-dpt-beit", "--random-init", "--reference"]
 KINDS = ("depth16.png", "depth-color.png", "mask.png", "cutout.png")
 
 
@@ -114,7 +114,7 @@ def test_reference_recipe_is_the_seed_bit_for_bit() -> None:
     formatted = (output * 255 / np.max(output)).astype("uint8")
     depth = np.array(Image.fromarray(formatted))
     mask = Image.fromarray(np.where(depth > 45, 255, 0).astype(np.uint8))
-    seed = Image.composite(image, Image.new("RGB", image.size, "black"), mask)
+    seed = Image.composite(image, Image.fromarray(depth * 0).convert("L"), mask)  # grey
     # --- xdepth ---
     ours_depth = ReferenceBackend(loaded).predict(np.asarray(image))
     result = DepthResult(np.asarray(image), ours_depth, make_settings("seed"))
@@ -122,6 +122,8 @@ def test_reference_recipe_is_the_seed_bit_for_bit() -> None:
     np.testing.assert_array_equal(result.depth_u8, formatted)
     np.testing.assert_array_equal(result.mask, np.asarray(mask) == 255)
     np.testing.assert_array_equal(result.composite, np.asarray(seed))
+    colour = DepthResult(np.asarray(image), ours_depth, make_settings("default"))
+    np.testing.assert_array_equal(colour.composite[colour.mask], np.asarray(image)[colour.mask])
     # The default saturates the undershoot instead of wrapping it to "near".
     undershoot = output < 0
     assert undershoot.any()
@@ -140,7 +142,9 @@ def test_demo_writes_outputs_and_summary(tmp_path: Path) -> None:
     assert summary["images"] == 2 and summary["images_per_s"] > 0
     assert summary["model"] == "tiny-dpt-beit (random-init)"
     assert summary["backend"] == "reference"
-    with Image.open(out / "contact_sheet.png") as sheet:
-        assert sheet.size == (3 * 256, 2 * 256)
+    # Photo-shaped scenes: a landscape 16:9 and a portrait 3:4 one.
+    assert summary["scenes"]["sizes_hw"] == [[216, 384], [384, 288]]
+    with Image.open(out / "contact_sheet.png") as sheet:  # rows 192 px high, the widest first
+        assert sheet.size == (round(3 * 384 * 192 / 216), 2 * 192)
     for kind in KINDS:
         assert (out / f"scene-001.{kind}").stat().st_size > 0

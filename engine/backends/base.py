@@ -1,6 +1,6 @@
 """What every artifact backend shares: the host-side resize, input checks, and `predict`.
 
-A backend turns uint8 RGB at the artifact's input size into inverse depth at that size
+A backend turns uint8 RGB at the model's input size into inverse depth at that size
 (`infer_u8`); `predict` wraps it with the two host steps the graph does not do: the Pillow
 resize the model's image processor does (xdepth.preprocess.resize_for_model) and the
 bicubic upsample back to the image's size (xdepth.post.resize).
@@ -16,7 +16,7 @@ import numpy as np
 
 from xdepth.artifact import ArtifactError, Manifest, load_manifest
 from xdepth.post.resize import resize_depth
-from xdepth.preprocess import normalize, resize_for_model
+from xdepth.preprocess import model_size, normalize, resize_for_model
 
 
 class BackendUnavailable(ArtifactError, ImportError):
@@ -40,16 +40,32 @@ class ArtifactBackend(ABC):
                 "xdepth.backends.open_artifact to pick the backend from the manifest"
             )
         self.input_hw = self.manifest.input.hw
+        self.per_image = self.manifest.input.per_image
         self.preprocess = self.manifest.input.preprocess()
         self.name = f"{self.manifest.format}-{self.manifest.precision}"
+        # What is computed; runtimes that can compute less than asked (OpenVINO) override it.
+        self.effective_precision = self.manifest.precision
+        self.float_precision = str(self.manifest.runtime.get("inference_precision", "f32"))
+        self.fallback: str | None = None
+
+    def model_hw(self, image_hw: tuple[int, int]) -> tuple[int, int]:
+        """The size an image of `image_hw` goes into the model at."""
+        return model_size(image_hw, self.preprocess) if self.per_image else self.input_hw
 
     def resize(self, image_u8: np.ndarray) -> np.ndarray:
-        """uint8 HxWx3 -> uint8 at the artifact's static input size (Pillow, card's resample)."""
-        return resize_for_model(_check_image(image_u8), self.preprocess, size_hw=self.input_hw)
+        """uint8 HxWx3 -> uint8 at the model's input size (Pillow, the card's resample)."""
+        image = _check_image(image_u8)
+        return resize_for_model(image, self.preprocess, size_hw=self.model_hw(image.shape[:2]))
 
     def infer_u8(self, batch_nhwc_u8: np.ndarray) -> np.ndarray:
-        """uint8 N x h x w x 3 RGB at the input size -> float32 N x h x w inverse depth."""
-        batch = _check_batch(batch_nhwc_u8, self.input_hw)
+        """uint8 N x h x w x 3 RGB at the input size -> float32 N x h x w inverse depth.
+
+        A per-image-size artifact takes any h x w that are multiples of the card's
+        `ensure_multiple_of` (all images of one batch at one size).
+        """
+        batch = _check_batch(batch_nhwc_u8, None if self.per_image else self.input_hw)
+        if self.per_image:
+            _check_multiple(batch.shape[1:3], self.preprocess.ensure_multiple_of)
         if not self.manifest.input.preprocessing_in_graph:
             batch = np.concatenate([normalize(image, self.preprocess) for image in batch])
         return self._run(batch)
@@ -65,7 +81,11 @@ class ArtifactBackend(ABC):
         images = [_check_image(image) for image in images_u8]
         if not images:
             return []
-        depths = self.infer_u8(np.stack([self.resize(image) for image in images]))
+        resized = [self.resize(image) for image in images]
+        if len({r.shape for r in resized}) == 1:
+            depths = list(self.infer_u8(np.stack(resized)))
+        else:  # sizes differ (per-image artifacts): one call per image
+            depths = [self.infer_u8(r[None])[0] for r in resized]
         return [
             resize_depth(depth, image.shape[0], image.shape[1])
             for depth, image in zip(depths, images, strict=True)
@@ -86,9 +106,17 @@ def _check_image(image: object) -> np.ndarray:
     return image
 
 
-def _check_batch(batch: object, hw: tuple[int, int]) -> np.ndarray:
+def _check_batch(batch: object, hw: tuple[int, int] | None) -> np.ndarray:
+    """uint8 N x h x w x 3; at `hw` unless it is None (per-image sizes)."""
     if not isinstance(batch, np.ndarray):
         raise TypeError(f"batch must be a numpy array, got {type(batch).__name__}")
+    if hw is None:
+        if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[3] != 3 or not batch.size:
+            raise ValueError(
+                "batch must be uint8 N x h x w x 3 (RGB at the model's input size; resize with "
+                f".resize()), got {batch.dtype} array of shape {batch.shape}"
+            )
+        return np.ascontiguousarray(batch)
     want = (hw[0], hw[1], 3)
     if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[1:] != want or not len(batch):
         raise ValueError(
@@ -96,3 +124,11 @@ def _check_batch(batch: object, hw: tuple[int, int]) -> np.ndarray:
             f"size; resize with .resize()), got {batch.dtype} array of shape {batch.shape}"
         )
     return np.ascontiguousarray(batch)
+
+
+def _check_multiple(hw: tuple[int, int], multiple: int) -> None:
+    if hw[0] % multiple or hw[1] % multiple:
+        raise ValueError(
+            f"model input {hw[0]}x{hw[1]}: both sides must be multiples of {multiple} (resize "
+            "with .resize(), which gives each image the size the card's preprocessing does)"
+        )

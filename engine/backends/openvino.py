@@ -30,6 +30,7 @@ import openvino as ov
 from xdepth.artifact import ArtifactError, Manifest
 from xdepth.backends.base import ArtifactBackend
 from xdepth.errors import XDepthError
+from xdepth.hardware import effective_precision, fallback_note
 
 HINTS = ("THROUGHPUT", "LATENCY", "CUMULATIVE_THROUGHPUT")
 INFERENCE_PRECISIONS = ("f32", "bf16", "f16")
@@ -101,7 +102,15 @@ class OpenVINOBackend(ArtifactBackend):
         self.compile_seconds = time.perf_counter() - start
         self.request = self.compiled.create_infer_request()
         self.optimal_requests = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        # What this CPU computes, which can be less than asked (bf16 without AMX/AVX512_BF16).
         self.inference_precision = _text(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        self.float_precision = self.inference_precision
+        self.effective_precision = effective_precision(
+            self.manifest.precision, self.inference_precision
+        )
+        self.fallback = fallback_note(
+            self.manifest.precision, self.inference_precision, self.requested_precision
+        )
         self._queue: ov.AsyncInferQueue | None = None
 
     def properties(self) -> dict[str, str]:
@@ -125,17 +134,16 @@ class OpenVINOBackend(ArtifactBackend):
         """One request per image over the queue, so every stream works on a batch."""
         if self._queue is None:
             self._queue = ov.AsyncInferQueue(self.compiled, self.optimal_requests)
-        out_shape = tuple(self.compiled.output(0).get_shape())[1:]
-        results = np.empty((len(model_input), *out_shape), np.float32)
+        results: list[np.ndarray | None] = [None] * len(model_input)
 
         def store(request: ov.InferRequest, index: int) -> None:
-            results[index] = request.get_output_tensor(0).data[0]
+            results[index] = request.get_output_tensor(0).data[0].astype(np.float32, copy=True)
 
         self._queue.set_callback(store)
         for index in range(len(model_input)):
             self._queue.start_async({0: model_input[index : index + 1]}, userdata=index)
         self._queue.wait_all()
-        return results
+        return np.stack(results)  # type: ignore[arg-type]
 
 
 def _text(value: Any) -> str:

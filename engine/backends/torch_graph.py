@@ -8,7 +8,6 @@ was built for; both are checked here so a mismatch is a clear error, not a crash
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -17,6 +16,7 @@ import numpy as np
 
 from xdepth.artifact import Manifest
 from xdepth.backends.base import ArtifactBackend, BackendUnavailable
+from xdepth.hardware import cpu_flags
 
 # Compiler flags AOTInductor records -> the CPU feature names Linux reports.
 _FLAG_TO_CPUINFO = {
@@ -52,16 +52,6 @@ def _import_torch(manifest: Manifest) -> ModuleType:
 
 def _release(version: str) -> str:
     return version.split("+")[0]
-
-
-def cpu_flags() -> set[str] | None:
-    """The CPU feature flags of this machine (Linux), or None where they cannot be read."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-    except OSError:
-        return None
-    match = re.search(r"^flags\s*:\s*(.*)$", text, re.MULTILINE)
-    return set(match.group(1).split()) if match else None
 
 
 def missing_cpu_features(compile_flags: str, available: set[str]) -> list[str]:

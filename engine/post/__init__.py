@@ -7,12 +7,15 @@ Arrays in: depth float32 H x W, image uint8 H x W x 3 RGB, mask bool H x W, alph
 
 from xdepth.post.colormap import COLORMAPS, apply_colormap, colorize, colormap_lut
 from xdepth.post.composite import (
+    COMPOSITE_MODES,
+    CompositeMode,
     blur_background,
     composite_color,
     composite_over,
     cover_resize,
     cutout_rgba,
     grayscale_background,
+    luma,
     refocus,
     replace_background,
 )
@@ -68,9 +71,11 @@ from xdepth.post.threshold import (
 
 __all__ = [
     "COLORMAPS",
+    "COMPOSITE_MODES",
     "DEFAULT_FOV_DEG",
     "SEED_POLICY",
     "TEMP_PREFIX",
+    "CompositeMode",
     "Intrinsics",
     "ThresholdPolicy",
     "apply_colormap",
@@ -102,6 +107,7 @@ __all__ = [
     "intrinsics",
     "inverse_to_depth",
     "keep_largest_component",
+    "luma",
     "mask_from_uint8",
     "normalize_minmax",
     "normalize_percentile",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -22,6 +23,10 @@ from xdepth.post._check import alpha_u8, depth_array, image_array, same_size
 from xdepth.post.normalize import finite_range, rescale
 
 Color = tuple[int, int, int]
+CompositeMode = Literal["RGB", "L"]  # Pillow's image modes: colour, or 8-bit grey
+COMPOSITE_MODES: tuple[CompositeMode, ...] = ("RGB", "L")
+# Pillow's RGB -> L weights: ITU-R 601-2 luma (0.299, 0.587, 0.114) in 16-bit fixed point.
+_LUMA_WEIGHTS_2_16 = (19595, 38470, 7471)
 _SOFT_SHARE_FOR_FULL_BLEND = 8  # blend the whole image once more than 1/8 of it is soft
 
 
@@ -35,37 +40,73 @@ def cutout_rgba(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return out
 
 
-def composite_color(image: np.ndarray, alpha: np.ndarray, color: Color = (0, 0, 0)) -> np.ndarray:
-    """The foreground on a solid colour; the seed's clip is ``composite_color(img, mask)``."""
+def luma(image: np.ndarray) -> np.ndarray:
+    """uint8 H x W grey of an RGB image, exactly as Pillow's ``convert("L")`` computes it.
+
+    ``(R * 19595 + G * 38470 + B * 7471 + 32768) >> 16``: ITU-R 601-2 luma rounded to
+    nearest. Equal to Pillow for all 2^24 colours, where OpenCV's RGB2GRAY is off by one
+    for 21745 of them and ``(299 R + 587 G + 114 B) // 1000`` for half.
+    """
+    image = image_array(image)
+    wr, wg, wb = _LUMA_WEIGHTS_2_16
+    total = image[..., 0].astype(np.uint32) * np.uint32(wr)
+    total += image[..., 1].astype(np.uint32) * np.uint32(wg)
+    total += image[..., 2].astype(np.uint32) * np.uint32(wb)
+    total += np.uint32(1 << 15)
+    total >>= np.uint32(16)
+    return total.astype(np.uint8)
+
+
+def composite_color(
+    image: np.ndarray, alpha: np.ndarray, color: Color = (0, 0, 0), *, mode: CompositeMode = "RGB"
+) -> np.ndarray:
+    """The foreground on a solid colour (both grey with ``mode="L"``).
+
+    The seed's clip is ``composite_color(image, mask, mode="L")``.
+    """
     image = image_array(image)
     color = _check_color(color)
+    if _check_mode(mode) == "L":
+        grey = int(luma(np.array([[color]], np.uint8))[0, 0])
+        return _composite(luma(image), alpha, lambda: _filled(image.shape[:2], grey))
     return _composite(image, alpha, lambda: _filled(image.shape, color))
 
 
-def composite_over(image: np.ndarray, background: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+def composite_over(
+    image: np.ndarray, background: np.ndarray, alpha: np.ndarray, *, mode: CompositeMode = "RGB"
+) -> np.ndarray:
     """The foreground over a same-size RGB background image."""
     image = image_array(image)
     background = image_array(background, "background")
     same_size(image, background, "image", "background")
-    return _composite(image, alpha, background.copy)
+    return _composite_in(mode, image, alpha, background.copy)
 
 
-def replace_background(image: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
+def replace_background(
+    image: np.ndarray, alpha: np.ndarray, background: np.ndarray, *, mode: CompositeMode = "RGB"
+) -> np.ndarray:
     """The foreground over ``background`` of any size, scaled to cover and centre-cropped."""
     image = image_array(image)
     new_bg = cover_resize(background, image.shape[0], image.shape[1])
-    return _composite(image, alpha, lambda: new_bg)
+    return _composite_in(mode, image, alpha, lambda: new_bg)
 
 
-def grayscale_background(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+def grayscale_background(
+    image: np.ndarray, alpha: np.ndarray, *, mode: CompositeMode = "RGB"
+) -> np.ndarray:
     """Colour foreground over the grey version of the same photo (colour splash)."""
     image = image_array(image)
     gray = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
-    return _composite(image, alpha, lambda: gray)
+    return _composite_in(mode, image, alpha, lambda: gray)
 
 
 def blur_background(
-    image: np.ndarray, alpha: np.ndarray, sigma_px: float = 15.0, *, exclude_foreground: bool = True
+    image: np.ndarray,
+    alpha: np.ndarray,
+    sigma_px: float = 15.0,
+    *,
+    exclude_foreground: bool = True,
+    mode: CompositeMode = "RGB",
 ) -> np.ndarray:
     """Portrait mode: the foreground sharp over a Gaussian-blurred background.
 
@@ -78,7 +119,7 @@ def blur_background(
     same_size(image, a, "image", "alpha")
     weights = np.subtract(np.uint8(255), a) if exclude_foreground else None
     blurred = _blur(image, sigma_px, weights)
-    return _composite(image, a, lambda: blurred)
+    return _composite_in(mode, image, a, lambda: blurred)
 
 
 def refocus(
@@ -152,10 +193,22 @@ def cover_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(np.ascontiguousarray(image), (width, height), interpolation=interp)
 
 
+def _composite_in(
+    mode: CompositeMode, image: np.ndarray, alpha: np.ndarray, background: Callable[[], np.ndarray]
+) -> np.ndarray:
+    """`_composite` of RGB arrays, or of their luma when ``mode`` is "L" (Pillow's order)."""
+    if _check_mode(mode) == "L":
+        return _composite(luma(image), alpha, lambda: luma(background()))
+    return _composite(image, alpha, background)
+
+
 def _composite(
     image: np.ndarray, alpha: np.ndarray, background: Callable[[], np.ndarray]
 ) -> np.ndarray:
-    """Pillow-exact blend of ``image`` over ``background()`` (a fresh, writable array)."""
+    """Pillow-exact blend of ``image`` over ``background()`` (a fresh, writable array).
+
+    Both are H x W x 3 (RGB) or both H x W (L); every channel blends the same way.
+    """
     binary = isinstance(alpha, np.ndarray) and alpha.dtype == np.bool_
     a = np.ascontiguousarray(alpha).view(np.uint8) if binary else alpha_u8(alpha)
     same_size(image, a, "image", "alpha")
@@ -166,13 +219,14 @@ def _composite(
         # Weights summing to 255 keep blendLinear's epsilon from biasing the rounding.
         return cv2.blendLinear(image, background(), weight, np.float32(255.0) - weight)
     out = np.ascontiguousarray(background())
-    flat_out = out.reshape(-1, 3)  # a view: writes below land in ``out``
+    channels = image.shape[2] if image.ndim == 3 else 1
+    flat_out = out.reshape(-1, channels)  # a view: writes below land in ``out``
     idx = _flat_nonzero(soft) if n_soft else None
     under = flat_out[idx].astype(np.int32) if idx is not None else None
     cv2.copyTo(image, a, out)  # every pixel with alpha > 0; soft ones are fixed below
     if idx is not None:
         w = a.reshape(-1)[idx].astype(np.int32)[:, None]
-        total = image.reshape(-1, 3)[idx].astype(np.int32) * w + under * (255 - w) + 128
+        total = image.reshape(-1, channels)[idx].astype(np.int32) * w + under * (255 - w) + 128
         flat_out[idx] = (total + (total >> 8)) >> 8  # Pillow's exact DIV255 rounding
     return out
 
@@ -188,12 +242,12 @@ def _flat_nonzero(flags: np.ndarray) -> np.ndarray:
     return np.concatenate([found, tail]) if tail.size else found
 
 
-def _filled(shape: tuple[int, ...], color: Color) -> np.ndarray:
-    """A fresh image of one colour (row-wise broadcast: 10x faster than per-pixel)."""
-    if color == (0, 0, 0):
+def _filled(shape: tuple[int, ...], color: Color | int) -> np.ndarray:
+    """A fresh image of one colour or grey (row-wise broadcast: 10x faster than per-pixel)."""
+    if color in ((0, 0, 0), 0):
         return np.zeros(shape, np.uint8)  # zero pages from the OS: nothing to write
     out = np.empty(shape, np.uint8)
-    row = np.empty((1, shape[1], 3), np.uint8)
+    row = np.empty((1, *shape[1:]), np.uint8)
     row[...] = color
     out[...] = row
     return out
@@ -245,6 +299,12 @@ def _check_color(color: Color) -> Color:
     ):
         raise ValueError(f"color must be three integers 0..255 (R, G, B), got {color!r}")
     return (int(color[0]), int(color[1]), int(color[2]))
+
+
+def _check_mode(mode: CompositeMode) -> CompositeMode:
+    if mode not in COMPOSITE_MODES:
+        raise ValueError(f"mode must be one of {', '.join(COMPOSITE_MODES)}, got {mode!r}")
+    return mode
 
 
 def _check_focus(focus: float | tuple[int, int], shape: tuple[int, int]) -> None:

@@ -1,0 +1,195 @@
+"""Artifacts xdepth exports itself on first use: the fast path without `--artifact`.
+
+`xdepth run`, `xdepth demo` and the notebook, given a variant (or none: the default
+model) and no artifact, run an OpenVINO artifact exported once into
+``artifacts_dir()`` (``$XDEPTH_ARTIFACTS``, else ``~/.cache/xdepth/artifacts``), one folder
+per variant, weights content and precision. `--reference` runs the transformers fp32
+model instead.
+
+Precision "auto" is measured, not assumed: every precision this CPU computes natively
+(f32; bf16 where OpenVINO reports AMX or AVX512_BF16; int8) is exported, those under
+their fidelity floors are dropped, and the model-only rate of the rest is measured on
+this CPU, interleaved, median of three rounds. The fastest wins unless a more precise
+one is within AUTO_MARGIN of it. The choice and the rates are kept in
+``auto-<variant>-<key>.json`` beside the artifacts, per CPU model, so later runs reuse it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from xdepth.errors import XDepthError
+from xdepth.hardware import cpu_info
+from xdepth.post.encoders import write_atomic
+from xdepth.registry import Card, get_card, load_card_file
+from xdepth.weights import WEIGHT_FILES, find_weights
+
+if TYPE_CHECKING:
+    from xdepth.backends.openvino import OpenVINOBackend
+
+AUTO = "auto"
+PRECISIONS = ("f32", "bf16", "int8")  # most precise first: ties go to the front
+AUTO_MARGIN = 0.05  # a less precise artifact must be more than 5 % faster to be chosen
+RATE_ROUNDS = 3
+Progress = Callable[[str], None]
+
+
+def artifacts_dir() -> Path:
+    """$XDEPTH_ARTIFACTS, else ~/.cache/xdepth/artifacts: artifacts xdepth exports itself."""
+    env = os.environ.get("XDEPTH_ARTIFACTS")
+    return Path(env) if env else Path.home() / ".cache" / "xdepth" / "artifacts"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_key(card: Card, weights: str | Path | None, random_init: bool) -> str:
+    """Changes with the card and the weights' content (random init: the card only)."""
+    digest = hashlib.sha256(card.path.read_bytes() if card.path else card.name.encode())
+    if random_init:
+        digest.update(b"random-init")
+    else:
+        folder = find_weights(card, weights)
+        weights_file = next(folder / n for n in WEIGHT_FILES if (folder / n).is_file())
+        digest.update(_sha256(weights_file).encode())
+    return digest.hexdigest()[:12]
+
+
+def native_precisions() -> tuple[str, ...]:
+    """What this CPU computes natively, read from OpenVINO (bf16 only with AMX/AVX512_BF16)."""
+    return tuple(p for p in PRECISIONS if p != "bf16" or cpu_info().has_bf16)
+
+
+def cached_artifact(
+    variant: str,
+    *,
+    weights: str | Path | None = None,
+    random_init: bool = False,
+    precision: str = AUTO,
+    progress: Progress | None = None,
+) -> Path:
+    """The variant's OpenVINO artifact at `precision` ("auto": the fastest on this CPU
+    within the fidelity floors), exported on first use."""
+    say = progress or (lambda message: None)
+    card = load_card_file(variant) if variant.endswith(".toml") else get_card(variant)
+    if precision not in (AUTO, *PRECISIONS):
+        raise XDepthError(f"precision {precision!r} is not one of auto, {', '.join(PRECISIONS)}")
+    key = model_key(card, weights, random_init)
+    if precision != AUTO:
+        return _export(card, weights, random_init, precision, key, say)
+    record_path = artifacts_dir() / f"auto-{card.name}-{key}.json"
+    record = _read_record(record_path)
+    chosen = record.get(cpu_info().model, {}).get("chosen")
+    if chosen and (_target(card, chosen, key) / "manifest.json").is_file():
+        say(f"{card.name}: {chosen}, the fastest on this CPU (measured {record_path})")
+        return _target(card, chosen, key)
+    exported, dropped = {}, {}
+    for candidate in native_precisions():
+        try:
+            exported[candidate] = _export(card, weights, random_init, candidate, key, say)
+        except XDepthError as exc:  # under its fidelity floor, or not repeatable
+            dropped[candidate] = str(exc)
+            say(f"{card.name} {candidate}: not used ({exc})")
+    if not exported:
+        raise XDepthError(f"{card.name}: no precision could be exported: {dropped}")
+    rates = measure_rates(exported, say)
+    chosen = choose_precision(rates)
+    record[cpu_info().model] = {
+        "cpu": cpu_info().describe(),
+        "model_images_per_s": rates,
+        "dropped": dropped,
+        "chosen": chosen,
+        "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_atomic(record_path, (json.dumps(record, indent=2) + "\n").encode())
+    said = ", ".join(f"{p} {r:.3g}" for p, r in rates.items())
+    say(f"{card.name}: {chosen} is the fastest on this CPU ({said} images/s, model only)")
+    return exported[chosen]
+
+
+def choose_precision(rates: dict[str, float]) -> str:
+    """The fastest precision, unless a more precise one is within AUTO_MARGIN of it."""
+    best = max(rates.values())
+    return next(p for p in PRECISIONS if p in rates and rates[p] >= best * (1 - AUTO_MARGIN))
+
+
+def measure_rates(artifacts: dict[str, Path], say: Progress) -> dict[str, float]:
+    """Model-only images/s of each artifact on this CPU (interleaved rounds, median)."""
+    from xdepth.backends import open_artifact
+    from xdepth.scenes import make_scene, photo_hw
+
+    say(f"measuring {', '.join(artifacts)} on this CPU")
+    backends = {p: open_artifact(path) for p, path in artifacts.items()}
+    samples: dict[str, list[float]] = {p: [] for p in artifacts}
+    for _ in range(RATE_ROUNDS):
+        for precision, backend in backends.items():
+            image = make_scene(0, *photo_hw(0, max(backend.input_hw))).rgb
+            samples[precision].append(_rate(backend, backend.resize(image)))
+    return {p: round(statistics.median(s), 3) for p, s in samples.items()}
+
+
+def _rate(backend: OpenVINOBackend, model_input: np.ndarray) -> float:
+    """Images/s with every stream busy: one warm-up batch, then one timed batch."""
+    count = 2 * int(backend.optimal_requests)
+    batch = np.stack([model_input] * count)
+    backend.infer_u8(batch)
+    start = time.perf_counter()
+    backend.infer_u8(batch)
+    return count / (time.perf_counter() - start)
+
+
+def _target(card: Card, precision: str, key: str) -> Path:
+    return artifacts_dir() / f"{card.name}-openvino-{precision}-{key}"
+
+
+def _export(
+    card: Card,
+    weights: str | Path | None,
+    random_init: bool,
+    precision: str,
+    key: str,
+    say: Progress,
+) -> Path:
+    target = _target(card, precision, key)
+    if (target / "manifest.json").is_file():
+        return target
+    try:
+        from xdepth.export.artifact import export
+    except ImportError as exc:
+        raise XDepthError(
+            f"exporting {card.name} on first use needs xdepth[export] (torch, nncf: {exc}); "
+            "or pass --artifact DIR"
+        ) from None
+    say(f"exporting {card.name} to OpenVINO {precision} (first use only): {target}")
+    weights_dir = None if random_init else find_weights(card, weights)
+    return export(
+        card.name,
+        target,
+        weights=weights_dir,
+        random_init=random_init,
+        fmt="openvino",
+        precision=precision,
+        progress=say,
+    )
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
