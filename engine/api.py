@@ -17,9 +17,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from xdepth.backends.interface import Backend, as_backend
 from xdepth.errors import XDepthError
 from xdepth.imageio import DEFAULT_MAX_PIXELS
-from xdepth.inference import Inference, make_inference
 from xdepth.inputs import InputSource, open_inputs
 from xdepth.outputs import DepthResult
 from xdepth.pipeline import Pipeline
@@ -35,7 +35,7 @@ class ImageFailed(XDepthError):
         self.stage, self.reason = stage, reason
 
 
-def open_backend(artifact_or_backend: Any, **options: Any) -> Any:
+def open_backend(artifact_or_backend: str | Path | Backend, **options: Any) -> Backend:
     """An artifact folder is opened with `options` (OpenVINO: streams, threads,
     inference_precision, cache_dir, hint; torch graph: threads); a backend is used as is."""
     given = {k: v for k, v in options.items() if v is not None}
@@ -43,20 +43,21 @@ def open_backend(artifact_or_backend: Any, **options: Any) -> Any:
         from xdepth.backends import open_artifact
 
         return open_artifact(artifact_or_backend, **given)
+    backend = as_backend(artifact_or_backend)
     if given:
         raise XDepthError(
             f"backend option(s) {', '.join(sorted(given))} apply when opening an artifact "
             "folder, not to a backend object"
         )
-    return artifact_or_backend
+    return backend
 
 
 class DepthEngine:
     """Depth, clips and files for images, files and folders, on one pipeline.
 
     `artifact_or_backend`: an artifact folder (opened with the backend options streams,
-    threads, precision_hint, cache_dir, hint) or a backend object (an artifact backend, or
-    anything with ``predict(image_u8) -> depth``, such as the transformers reference).
+    threads, precision_hint, cache_dir, hint) or a `xdepth.backends.Backend` (an artifact
+    backend, the transformers reference, or one of your own).
     Post-process options are those of `PostSettings` (outputs, threshold, feather_px,
     background, ...), on top of `preset` (default: "default"); or pass `settings`.
     """
@@ -89,7 +90,7 @@ class DepthEngine:
             cache_dir=cache_dir,
             hint=hint,
         )
-        self.inference: Inference = make_inference(backend)
+        self.inference: Backend = as_backend(backend)
         check_settings(self.inference, self.settings)
         self.readers, self.post_workers = readers, post_workers
         self.max_in_flight, self.max_pixels = max_in_flight, max_pixels
@@ -97,8 +98,9 @@ class DepthEngine:
         self._busy = threading.Lock()
 
     @property
-    def backend(self) -> Any:
-        return self.inference.backend
+    def backend(self) -> Backend:
+        """The model, as the pipeline drives it (the same object as `inference`)."""
+        return self.inference
 
     @property
     def semantics(self) -> str:

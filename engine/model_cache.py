@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from xdepth.artifact import sha256_file
 from xdepth.errors import XDepthError
 from xdepth.hardware import cpu_info
 from xdepth.post.encoders import write_atomic
@@ -49,14 +50,6 @@ def artifacts_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "xdepth" / "artifacts"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_key(card: Card, weights: str | Path | None, random_init: bool) -> str:
     """Changes with the card and the weights' content (random init: the card only)."""
     digest = hashlib.sha256(card.path.read_bytes() if card.path else card.name.encode())
@@ -65,7 +58,7 @@ def model_key(card: Card, weights: str | Path | None, random_init: bool) -> str:
     else:
         folder = find_weights(card, weights)
         weights_file = next(folder / n for n in WEIGHT_FILES if (folder / n).is_file())
-        digest.update(_sha256(weights_file).encode())
+        digest.update(sha256_file(weights_file).encode())
     return digest.hexdigest()[:12]
 
 

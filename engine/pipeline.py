@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from xdepth.backends.interface import Backend
 from xdepth.errors import XDepthError
 from xdepth.imageio import (
     DEFAULT_MAX_PIXELS,
@@ -41,7 +42,6 @@ from xdepth.imageio import (
     image_from_pil,
     read_image,
 )
-from xdepth.inference import Inference
 from xdepth.inputs import InputItem, RejectedInput
 from xdepth.outputs import DepthResult
 from xdepth.settings import PostSettings
@@ -118,7 +118,7 @@ class Pipeline:
 
     def __init__(
         self,
-        inference: Inference,
+        inference: Backend,
         settings: PostSettings,
         *,
         readers: int = 2,

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from xdepth.api import open_backend
+from xdepth.backends.interface import as_backend
 from xdepth.errors import XDepthError
-from xdepth.inference import make_inference
 from xdepth.inputs import InputItem
 from xdepth.pipeline import Task
 from xdepth.resume import OutputFolder, settings_record
@@ -68,7 +68,7 @@ class DepthActor:
         backend = open_backend(
             artifact, threads=cpus, cpu_pinning=False if shared else None, **backend_options
         )
-        self.inference = make_inference(backend)
+        self.inference = as_backend(backend)
         self.settings = settings
         record = settings_record(self.inference.identity(), settings)
         self.folder = OutputFolder(out, record).attach()

@@ -30,10 +30,10 @@ from typing import Any, TypedDict, Unpack
 import numpy as np
 
 from xdepth.api import open_backend
+from xdepth.backends.interface import as_backend
 from xdepth.cli_options import run_options
 from xdepth.errors import XDepthError
 from xdepth.imageio import DEFAULT_MAX_PIXELS
-from xdepth.inference import make_inference
 from xdepth.inputs import InputSource, RejectedInput, open_inputs
 from xdepth.ray_actor import STAGE_KEYS, DepthActor
 from xdepth.resume import OutputFolder
@@ -104,7 +104,7 @@ def run_ray(
     backend_options["cache_dir"] = str(cache_dir) if cache_dir is not None else None
     # The driver compiles once too: the job file records the effective inference precision.
     driver_options = backend_options | {"streams": 1}
-    inference = make_inference(open_backend(str(artifact), threads=1, **driver_options))
+    inference = as_backend(open_backend(str(artifact), threads=1, **driver_options))
     max_pixels = options.get("max_pixels", DEFAULT_MAX_PIXELS)
     overwrite, quiet = options.get("overwrite", False), options.get("quiet", False)
     folder, summary, background = open_job(inference, settings, out, overwrite, max_pixels)

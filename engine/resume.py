@@ -23,6 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from xdepth.artifact import sha256_file
 from xdepth.errors import XDepthError
 from xdepth.inputs import JOB_FILE, rel_problem
 from xdepth.post.encoders import remove_stale_temp_files, write_atomic
@@ -53,20 +54,12 @@ def library_versions(names: tuple[str, ...] = OUTPUT_LIBRARIES) -> dict[str, str
     return versions
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        while block := fh.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def settings_record(model: dict[str, Any], settings: PostSettings) -> dict[str, Any]:
     """Everything that changes the output bytes, as one JSON-ready object."""
     post = settings.hashed()
     kind, value = background_kind(settings.background)
     if kind == "image" and "composite" in settings.outputs:
-        post["background_sha256"] = file_sha256(value)  # type: ignore[arg-type]
+        post["background_sha256"] = sha256_file(value)  # type: ignore[arg-type]
     return {"model": model, "post": post, "libraries": library_versions()}
 
 

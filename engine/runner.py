@@ -19,9 +19,9 @@ from pathlib import Path
 from signal import Signals
 from typing import IO, Any
 
+from xdepth.backends.interface import Backend, as_backend
 from xdepth.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_STORAGE, signal_exit_code
 from xdepth.imageio import DEFAULT_MAX_PIXELS, ImageReadError, read_image
-from xdepth.inference import Inference, make_inference
 from xdepth.inputs import InputItem, InputSource
 from xdepth.pipeline import Pipeline
 from xdepth.post import parse_policy
@@ -156,7 +156,7 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def check_settings(inference: Inference, settings: PostSettings) -> None:
+def check_settings(inference: Backend, settings: PostSettings) -> None:
     """Refuse settings the model or this host cannot serve, before the first image.
 
     A metric cut needs a metric model; ``resize = "seed"`` (the seed preset's torch
@@ -273,7 +273,7 @@ def write_run_file(summary: RunSummary) -> None:
 
 
 def open_job(
-    inference: Inference, settings: PostSettings, out: str | Path, overwrite: bool, max_pixels: int
+    inference: Backend, settings: PostSettings, out: str | Path, overwrite: bool, max_pixels: int
 ) -> tuple[OutputFolder, RunSummary, Any]:
     """Every runner's checks before its first image: settings the model can serve, the
     --background image (or None), and OUT for these settings (to open) with its summary."""
@@ -285,7 +285,7 @@ def open_job(
 
 
 def job_pipeline(
-    inference: Inference, settings: PostSettings, folder: OutputFolder, **options: Any
+    inference: Backend, settings: PostSettings, folder: OutputFolder, **options: Any
 ) -> Pipeline:
     """The pipeline of a job writing into `folder`: images whose outputs are complete are
     skipped, the others written atomically. `options` are Pipeline's (readers, ...)."""
@@ -338,7 +338,7 @@ def run(
     `stopped` says why, and its `exit_code` is EXIT_STORAGE.
     """
     settings = settings or PostSettings()
-    inference = make_inference(backend)
+    inference = as_backend(backend)
     source = inputs if isinstance(inputs, InputSource) else InputSource(list(inputs))
     source = source.excluding(out)
     check_output(out, source.items, settings, min_free)

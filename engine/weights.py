@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from xdepth.errors import XDepthError
 from xdepth.registry import Card, configs_dir
@@ -79,3 +80,15 @@ def find_weights(card: Card, weights: str | Path | None = None) -> Path:
         f"on a machine with access and copy the cache folder over). "
         f"--random-init gives random weights, for speed tests only."
     )
+
+
+def weights_stamp(folder: str | Path) -> list[list[Any]]:
+    """(name, bytes, mtime_ns) of a weights folder's files: cheap, and changes with them."""
+    directory = Path(folder)
+    if not directory.is_dir():
+        return []
+    return [
+        [p.name, p.stat().st_size, p.stat().st_mtime_ns]
+        for p in sorted(directory.iterdir())
+        if p.is_file()
+    ]

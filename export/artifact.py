@@ -46,6 +46,7 @@ from xdepth.export.load import LoadedModel, load_model
 from xdepth.hardware import cpu_info, cpu_model
 from xdepth.preprocess import normalize
 from xdepth.registry import Card
+from xdepth.weights import weights_stamp
 
 FORMATS = ("openvino", "torch")
 PRECISIONS = ("f32", "bf16", "int8")
@@ -143,9 +144,7 @@ def _model_key(loaded: LoadedModel) -> Hashable:
     if loaded.random_init:
         return (card.name, str(card.path), "random-init")
     folder = Path(loaded.origin)
-    stamp = tuple(
-        (p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.iterdir())
-    )
+    stamp = tuple(tuple(entry) for entry in weights_stamp(folder))
     return (card.name, str(card.path), str(folder.resolve()), stamp)
 
 

@@ -7,13 +7,18 @@ measured against this.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import transformers
 from PIL import Image
 
+from xdepth.artifact import sha256_file
+from xdepth.backends.interface import Backend
 from xdepth.export.load import LoadedModel
 from xdepth.registry import Card
+from xdepth.weights import weights_stamp
 
 _PIL_RESAMPLE = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3}
 
@@ -40,20 +45,44 @@ def image_processor(card: Card) -> transformers.BaseImageProcessor:
     return cls(**kwargs)
 
 
-class ReferenceBackend:
-    """transformers fp32 eager, batch 1: the seed notebook's model half."""
+class ReferenceBackend(Backend):
+    """transformers fp32 eager, batch 1: the seed notebook's model half.
+
+    It predicts whole images (its processor resizes, its upsample is the seed's torch
+    bicubic), so `prepare` passes the image through and `run` returns depth at its size.
+    """
 
     name = "reference"
 
     def __init__(self, loaded: LoadedModel, threads: int | None = None) -> None:
+        super().__init__()
         self.loaded = loaded
         self.card = loaded.card
         self.model = loaded.model.float().eval()
         self.processor = image_processor(loaded.card)
         weights = "random-init" if loaded.random_init else loaded.origin
         self.label = f"{loaded.card.name} ({weights})"
+        self.semantics = loaded.card.output
         if threads:
             torch.set_num_threads(threads)
+
+    def prepare(self, image_u8: np.ndarray) -> np.ndarray:
+        return image_u8
+
+    def _infer(self, model_input: np.ndarray) -> np.ndarray:
+        return np.asarray(self.predict(model_input), dtype=np.float32)
+
+    def identity(self) -> dict[str, Any]:
+        loaded = self.loaded
+        card_path = loaded.card.path
+        return {
+            "kind": "reference",
+            "variant": loaded.card.name,
+            "card_sha256": sha256_file(card_path) if card_path else "",
+            "weights": loaded.origin,
+            "weights_files": [] if loaded.random_init else weights_stamp(loaded.origin),
+            "random_init": loaded.random_init,
+        }
 
     # no_grad, not inference_mode: transformers caches tensors made in the forward pass (BEiT's
     # relative position index), and inference tensors in that cache break any later training

@@ -21,7 +21,6 @@ from PIL import Image
 
 from xdepth.api import open_backend
 from xdepth.cli import main
-from xdepth.inference import make_inference
 from xdepth.inputs import InputItem, collect_inputs, open_inputs
 from xdepth.post import TEMP_PREFIX
 from xdepth.ray_actor import DepthActor
@@ -320,7 +319,7 @@ def test_a_ray_actor_reports_a_full_disk_and_the_driver_stops(
 ) -> None:
     """The actor and the driver's collector, in this process: Ray itself is not needed."""
     out, settings = tmp_path / "out", PostSettings()
-    identity = make_inference(open_backend(str(tiny_artifact))).identity()
+    identity = open_backend(str(tiny_artifact)).identity()
     folder = OutputFolder(out, settings_record(identity, settings)).open()
     actor_options = {"readers": 1, "post_workers": 1}
     actor = DepthActor(str(tiny_artifact), str(out), os.getcwd(), settings, 1, {}, actor_options)

@@ -11,9 +11,17 @@ from typing import Any
 
 from xdepth.artifact import Manifest, load_manifest
 from xdepth.backends.base import ArtifactBackend, BackendUnavailable
+from xdepth.backends.interface import Backend, BusyClock, as_backend
 from xdepth.errors import XDepthError
 
-__all__ = ["ArtifactBackend", "BackendUnavailable", "open_artifact"]
+__all__ = [
+    "ArtifactBackend",
+    "Backend",
+    "BackendUnavailable",
+    "BusyClock",
+    "as_backend",
+    "open_artifact",
+]
 
 
 def open_artifact(artifact_dir: str | Path, **options: Any) -> ArtifactBackend:

@@ -1,21 +1,22 @@
-"""What every artifact backend shares: the host-side resize, input checks, and `predict`.
+"""What every artifact backend shares: the manifest, the host-side resize, input checks.
 
-A backend turns uint8 RGB at the model's input size into inverse depth at that size
-(`infer_u8`); `predict` wraps it with the two host steps the graph does not do: the Pillow
-resize the model's image processor does (xdepth.preprocess.resize_for_model) and the
-bicubic upsample back to the image's size (xdepth.post.resize).
+An artifact backend turns uint8 RGB at the model's input size into inverse depth at that
+size (`infer_u8`, `_run`); the Backend interface wraps it with the two host steps the graph
+does not do: the Pillow resize the model's image processor does
+(xdepth.preprocess.resize_for_model, in `prepare`) and the bicubic upsample back to the
+image's size (`finish`).
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from abc import abstractmethod
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from xdepth.artifact import ArtifactError, Manifest, load_manifest
-from xdepth.post.resize import resize_depth
+from xdepth.artifact import ArtifactError, Manifest, load_manifest, sha256_file
+from xdepth.backends.interface import Backend
 from xdepth.preprocess import model_size, normalize, resize_for_model
 
 
@@ -23,30 +24,35 @@ class BackendUnavailable(ArtifactError, ImportError):
     """The runtime an artifact needs is not installed, or cannot run it on this machine."""
 
 
-class ArtifactBackend(ABC):
-    """Base class: subclasses implement `_run(model_input) -> float32 N x h x w`."""
+class ArtifactBackend(Backend):
+    """An artifact folder's model; subclasses implement `_run(model_input) -> N x h x w`."""
 
     format = ""
 
     def __init__(self, artifact: str | Path | Manifest, check_sha256: bool = True) -> None:
+        super().__init__()
         if isinstance(artifact, Manifest):
             self.manifest = artifact
         else:
             self.manifest = load_manifest(artifact, check_sha256=check_sha256)
-        if self.manifest.format != self.format:
+        m = self.manifest
+        if m.format != self.format:
             raise ArtifactError(
-                f"{self.manifest.manifest_path}: format {self.manifest.format!r} artifact, "
-                f"but {type(self).__name__} runs {self.format!r} artifacts; use "
-                "xdepth.backends.open_artifact to pick the backend from the manifest"
+                f"{m.manifest_path}: format {m.format!r} artifact, but {type(self).__name__} "
+                f"runs {self.format!r} artifacts; use xdepth.backends.open_artifact to pick "
+                "the backend from the manifest"
             )
-        self.input_hw = self.manifest.input.hw
-        self.per_image = self.manifest.input.per_image
-        self.preprocess = self.manifest.input.preprocess()
-        self.name = f"{self.manifest.format}-{self.manifest.precision}"
+        self.input_hw = m.input.hw
+        self.per_image = m.input.per_image
+        self.preprocess = m.input.preprocess()
+        self.name = f"{m.format}-{m.precision}"
+        weights = " (random-init)" if m.random_init else ""
+        self.label = f"{m.variant} {m.format} {m.precision}{weights}"
+        self.semantics = m.output.semantics
+        self.requested_precision = m.precision
         # What is computed; runtimes that can compute less than asked (OpenVINO) override it.
-        self.effective_precision = self.manifest.precision
-        self.float_precision = str(self.manifest.runtime.get("inference_precision", "f32"))
-        self.fallback: str | None = None
+        self.effective_precision = m.precision
+        self.float_precision = str(m.runtime.get("inference_precision", "f32"))
 
     def model_hw(self, image_hw: tuple[int, int]) -> tuple[int, int]:
         """The size an image of `image_hw` goes into the model at."""
@@ -56,6 +62,16 @@ class ArtifactBackend(ABC):
         """uint8 HxWx3 -> uint8 at the model's input size (Pillow, the card's resample)."""
         image = _check_image(image_u8)
         return resize_for_model(image, self.preprocess, size_hw=self.model_hw(image.shape[:2]))
+
+    def prepare(self, image_u8: np.ndarray) -> np.ndarray:
+        """The host resize, and the normalisation when the graph does not do it: a batch of 1."""
+        resized = self.resize(image_u8)
+        if self.manifest.input.preprocessing_in_graph:
+            return np.ascontiguousarray(resized[None])
+        return normalize(resized, self.preprocess)
+
+    def _infer(self, model_input: np.ndarray) -> np.ndarray:
+        return self._run(model_input)[0]
 
     def infer_u8(self, batch_nhwc_u8: np.ndarray) -> np.ndarray:
         """uint8 N x h x w x 3 RGB at the input size -> float32 N x h x w inverse depth.
@@ -70,26 +86,16 @@ class ArtifactBackend(ABC):
             batch = np.concatenate([normalize(image, self.preprocess) for image in batch])
         return self._run(batch)
 
-    def predict(self, image_u8: np.ndarray) -> np.ndarray:
-        """uint8 HxWx3 RGB -> float32 HxW model output at the image's size (bicubic)."""
-        image = _check_image(image_u8)
-        depth = self.infer_u8(self.resize(image)[None])[0]
-        return resize_depth(depth, image.shape[0], image.shape[1])
-
-    def predict_many(self, images_u8: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """`predict` for several images in one `infer_u8` call (all streams busy)."""
-        images = [_check_image(image) for image in images_u8]
-        if not images:
-            return []
-        resized = [self.resize(image) for image in images]
-        if len({r.shape for r in resized}) == 1:
-            depths = list(self.infer_u8(np.stack(resized)))
-        else:  # sizes differ (per-image artifacts): one call per image
-            depths = [self.infer_u8(r[None])[0] for r in resized]
-        return [
-            resize_depth(depth, image.shape[0], image.shape[1])
-            for depth, image in zip(depths, images, strict=True)
-        ]
+    def identity(self) -> dict[str, Any]:
+        m = self.manifest
+        return {
+            "kind": "artifact",
+            "manifest_sha256": sha256_file(m.manifest_path),
+            "variant": m.variant,
+            "format": m.format,
+            "precision": m.precision,
+            "random_init": m.random_init,
+        }
 
     @abstractmethod
     def _run(self, model_input: np.ndarray) -> np.ndarray:

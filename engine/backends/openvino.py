@@ -29,6 +29,7 @@ import openvino as ov
 
 from xdepth.artifact import ArtifactError, Manifest
 from xdepth.backends.base import ArtifactBackend
+from xdepth.backends.interface import Done
 from xdepth.errors import XDepthError
 from xdepth.hardware import effective_precision, fallback_note
 
@@ -64,6 +65,7 @@ class OpenVINOBackend(ArtifactBackend):
     """
 
     format = "openvino"
+    asynchronous = True
 
     def __init__(
         self,
@@ -83,7 +85,7 @@ class OpenVINOBackend(ArtifactBackend):
         runtime = self.manifest.runtime
         self.hint = _choice(hint or runtime.get("performance_hint", "THROUGHPUT"), HINTS, "hint")
         precision = inference_precision or runtime.get("inference_precision") or "f32"
-        self.requested_precision = _choice(precision, INFERENCE_PRECISIONS, "inference_precision")
+        self.precision_hint = _choice(precision, INFERENCE_PRECISIONS, "inference_precision")
         self.device = device
         root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.cache_dir = root / artifact_key(self.manifest) if use_cache else None
@@ -92,7 +94,7 @@ class OpenVINOBackend(ArtifactBackend):
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             self.core.set_property({"CACHE_DIR": str(self.cache_dir)})
         self.config = _manifest_properties(self.manifest) | _compile_config(
-            self.hint, self.requested_precision, streams, threads
+            self.hint, self.precision_hint, streams, threads
         )
         if cpu_pinning is not None:
             self.config["ENABLE_CPU_PINNING"] = bool(cpu_pinning)
@@ -109,9 +111,13 @@ class OpenVINOBackend(ArtifactBackend):
             self.manifest.precision, self.inference_precision
         )
         self.fallback = fallback_note(
-            self.manifest.precision, self.inference_precision, self.requested_precision
+            self.manifest.precision, self.inference_precision, self.precision_hint
         )
-        self._queue: ov.AsyncInferQueue | None = None
+        self.requests = self.optimal_requests
+        # One queue serves the pipeline (`start`) and batches (`_run`): each request carries
+        # where its result goes.
+        self.queue = ov.AsyncInferQueue(self.compiled, self.requests)
+        self.queue.set_callback(self._callback)
 
     def properties(self) -> dict[str, str]:
         """The compiled model's effective settings (streams, threads, precision, hint)."""
@@ -128,22 +134,48 @@ class OpenVINOBackend(ArtifactBackend):
         if len(model_input) == 1:
             self.request.infer({0: model_input})
             return self.request.get_output_tensor(0).data.astype(np.float32, copy=True)
-        return self._run_async(model_input)
-
-    def _run_async(self, model_input: np.ndarray) -> np.ndarray:
-        """One request per image over the queue, so every stream works on a batch."""
-        if self._queue is None:
-            self._queue = ov.AsyncInferQueue(self.compiled, self.optimal_requests)
+        # One request per image over the queue, so every stream works on a batch.
         results: list[np.ndarray | None] = [None] * len(model_input)
+        errors: list[BaseException] = []
 
-        def store(request: ov.InferRequest, index: int) -> None:
-            results[index] = request.get_output_tensor(0).data[0].astype(np.float32, copy=True)
+        def store(index: int, depth: np.ndarray | None, error: BaseException | None) -> None:
+            results[index] = depth
+            if error is not None:
+                errors.append(error)
 
-        self._queue.set_callback(store)
         for index in range(len(model_input)):
-            self._queue.start_async({0: model_input[index : index + 1]}, userdata=index)
-        self._queue.wait_all()
+            self._submit(model_input[index : index + 1], store, index)
+        self.queue.wait_all()
+        if errors:
+            raise errors[0]
         return np.stack(results)  # type: ignore[arg-type]
+
+    def start(self, model_input: np.ndarray, userdata: Any) -> None:
+        """Queue one input (copied); blocks, GIL released, until a request is idle."""
+        self._submit(model_input, self._done, userdata)
+
+    def _submit(self, model_input: np.ndarray, done: Done | None, userdata: Any) -> None:
+        self.queue.get_idle_request_id()
+        self.clock.begin()
+        self.queue.start_async({0: model_input}, userdata=(done, userdata))
+
+    def _callback(self, request: ov.InferRequest, userdata: tuple[Done | None, Any]) -> None:
+        self.clock.end()
+        done, payload = userdata
+        depth, error = None, None
+        try:
+            depth = request.get_output_tensor(0).data[0].astype(np.float32, copy=True)
+        except Exception as exc:  # reported on the image; the callback must not raise
+            error = exc
+        if done is not None:
+            done(payload, depth, error)
+
+    def wait_all(self) -> None:
+        self.queue.wait_all()
+
+    def identity(self) -> dict[str, Any]:
+        # The compute type this CPU settled on changes the numbers, so it is part of them.
+        return super().identity() | {"inference_precision": self.inference_precision}
 
 
 def _text(value: Any) -> str:
