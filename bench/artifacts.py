@@ -12,10 +12,11 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
+from xdepth.paths import cache_root
 from xdepth.registry import Card
 from xdepth.weights import find_weights
 
-DEFAULT_ARTIFACTS_DIR = Path.home() / ".cache" / "xdepth" / "bench"
+DEFAULT_ARTIFACTS_DIR = cache_root() / "bench"
 
 
 def bench_weights(card: Card, weights: str | Path | None) -> Path | None:

@@ -24,6 +24,7 @@ import numpy as np
 
 from xdepth.bench.common import environment, median_ms, time_runs, write_result
 from xdepth.post import (
+    SEED_THRESHOLD_U8,
     composite_color,
     encode_png,
     feather,
@@ -73,12 +74,12 @@ def fast_path(image: np.ndarray, depth: np.ndarray, runs: int) -> dict[str, Any]
     try:
         up = resize_depth(depth, height, width)
         depth_u8 = to_uint8_max(up)
-        mask = mask_from_uint8(depth_u8, 45)
+        mask = mask_from_uint8(depth_u8, SEED_THRESHOLD_U8)
         alpha = feather(mask, FEATHER_PX)
         stages = {
             "upsample (cv2 bicubic)": lambda: resize_depth(depth, height, width),
             "normalise (to_uint8_max)": lambda: to_uint8_max(up),
-            "threshold (> 45)": lambda: mask_from_uint8(depth_u8, 45),
+            "threshold (> 45)": lambda: mask_from_uint8(depth_u8, SEED_THRESHOLD_U8),
             f"feather ({FEATHER_PX:g} px)": lambda: feather(mask, FEATHER_PX),
             "composite (black)": lambda: composite_color(image, alpha),
         }

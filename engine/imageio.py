@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from xdepth.errors import XDepthError
+from xdepth.errors import XDepthError, whole_number
 from xdepth.post.composite import composite_color
 
 IMAGE_EXTENSIONS = frozenset(
@@ -111,8 +111,7 @@ def allow_pixels(max_pixels: int) -> None:
     Pillow refuses images over twice its MAX_IMAGE_PIXELS on open; a larger limit asked for
     by the user raises Pillow's (never lowers it), so only this module's check applies.
     """
-    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
-        raise XDepthError(f"max_pixels must be a positive integer, got {max_pixels!r}")
+    whole_number(max_pixels, "max_pixels")
     current = Image.MAX_IMAGE_PIXELS
     if current is not None and max_pixels > current:
         Image.MAX_IMAGE_PIXELS = max_pixels

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
-SEED_THRESHOLD_U8 = 45  # the seed recipe: max-scaled inverse depth as uint8, > 45 is foreground
+from xdepth.post.threshold import SEED_THRESHOLD_U8
+
 # A reference inverse depth at or below this share of its maximum has no finite depth to
 # score against (sky at infinity): `inv_depth_agreement` leaves such pixels out.
 MIN_INV_DEPTH = 1e-6

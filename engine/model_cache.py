@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -27,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xdepth.artifact import sha256_file
+from xdepth.artifact import MANIFEST_NAME, sha256_file
 from xdepth.errors import XDepthError
 from xdepth.hardware import cpu_info
+from xdepth.paths import artifacts_dir
 from xdepth.post.encoders import write_atomic
 from xdepth.registry import Card, get_card, load_card_file
 from xdepth.weights import WEIGHT_FILES, find_weights
@@ -42,12 +42,6 @@ PRECISIONS = ("f32", "bf16", "int8")  # most precise first: ties go to the front
 AUTO_MARGIN = 0.05  # a less precise artifact must be more than 5 % faster to be chosen
 RATE_ROUNDS = 3
 Progress = Callable[[str], None]
-
-
-def artifacts_dir() -> Path:
-    """$XDEPTH_ARTIFACTS, else ~/.cache/xdepth/artifacts: artifacts xdepth exports itself."""
-    env = os.environ.get("XDEPTH_ARTIFACTS")
-    return Path(env) if env else Path.home() / ".cache" / "xdepth" / "artifacts"
 
 
 def model_key(card: Card, weights: str | Path | None, random_init: bool) -> str:
@@ -87,7 +81,7 @@ def cached_artifact(
     record_path = artifacts_dir() / f"auto-{card.name}-{key}.json"
     record = _read_record(record_path)
     chosen = record.get(cpu_info().model, {}).get("chosen")
-    if chosen and (_target(card, chosen, key) / "manifest.json").is_file():
+    if chosen and (_target(card, chosen, key) / MANIFEST_NAME).is_file():
         say(f"{card.name}: {chosen}, the fastest on this CPU (measured {record_path})")
         return _target(card, chosen, key)
     exported, dropped = {}, {}
@@ -158,7 +152,7 @@ def _export(
     say: Progress,
 ) -> Path:
     target = _target(card, precision, key)
-    if (target / "manifest.json").is_file():
+    if (target / MANIFEST_NAME).is_file():
         return target
     try:
         from xdepth.export.artifact import export

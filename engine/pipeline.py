@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 from xdepth.backends.interface import Backend
-from xdepth.errors import XDepthError
+from xdepth.errors import XDepthError, whole_number
 from xdepth.imageio import (
     DEFAULT_MAX_PIXELS,
     image_from_array,
@@ -129,9 +129,8 @@ class Pipeline:
         writer: Writer | None = None,
         skip: Callable[[Task], bool] | None = None,
     ) -> None:
-        for name, value in (("readers", readers), ("post_workers", post_workers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise XDepthError(f"{name} must be a positive integer, got {value!r}")
+        whole_number(readers, "readers")
+        whole_number(post_workers, "post_workers")
         self.inference = inference
         self.settings = settings
         self.readers, self.post_workers = readers, post_workers
@@ -147,9 +146,9 @@ class Pipeline:
         self.post_slots = threading.Semaphore(post_capacity)
         default_window = 2 * readers + readers + max(2, requests) + requests
         default_window += post_capacity + post_workers + 2
-        self.window_size = max_in_flight or default_window
-        if isinstance(self.window_size, bool) or self.window_size < 1:
-            raise XDepthError(f"max_in_flight must be a positive integer, got {max_in_flight!r}")
+        self.window_size = default_window
+        if max_in_flight is not None:
+            self.window_size = whole_number(max_in_flight, "max_in_flight")
         self.window = threading.Semaphore(self.window_size)
         self.stop = threading.Event()
         self.stats = {

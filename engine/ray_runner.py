@@ -32,7 +32,7 @@ import numpy as np
 from xdepth.api import open_backend
 from xdepth.backends.interface import as_backend
 from xdepth.cli_options import run_options
-from xdepth.errors import XDepthError
+from xdepth.errors import XDepthError, whole_number
 from xdepth.imageio import DEFAULT_MAX_PIXELS
 from xdepth.inputs import InputSource, RejectedInput, open_inputs
 from xdepth.ray_actor import STAGE_KEYS, DepthActor
@@ -157,8 +157,8 @@ def _run_pool(
 
 
 def _check_count(name: str, value: int | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise XDepthError(f"{name} must be a positive integer, got {value!r}")
+    if value is not None:
+        whole_number(value, name)
 
 
 def _pending(

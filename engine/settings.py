@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from xdepth.errors import XDepthError
-from xdepth.post import COLORMAPS, COMPOSITE_MODES, CompositeMode, parse_policy
+from xdepth.errors import XDepthError, whole_number
+from xdepth.post import COLORMAPS, COMPOSITE_MODES, SEED_POLICY, CompositeMode, parse_policy
 from xdepth.registry import configs_dir
 
 # Output name (for --outputs) -> file suffixes written as <stem>.<suffix>.
@@ -46,7 +46,7 @@ class PostSettings:
     """Everything after inference that shapes the output bytes."""
 
     outputs: tuple[str, ...] = ("depth16", "depth-color", "mask", "cutout")
-    threshold: str = "abs:45"  # a threshold policy (xdepth.post.parse_policy)
+    threshold: str = str(SEED_POLICY)  # a threshold policy (xdepth.post.parse_policy)
     # Bicubic upsampling undershoots below 0 next to sharp near edges. The seed's uint8 cast
     # wraps those pixels to 255 (kept as "near"); "clip" saturates them to 0. abs only.
     overflow: Literal["clip", "wrap"] = "clip"
@@ -127,15 +127,13 @@ def _validate(s: PostSettings) -> None:
         raise SettingsError(f"png_level must be an integer 0..9, got {s.png_level!r}")
     if s.resize not in ("fast", "seed"):
         raise SettingsError(f"resize must be 'fast' or 'seed', got {s.resize!r}")
-    if isinstance(s.ply_stride, bool) or not isinstance(s.ply_stride, int) or s.ply_stride < 1:
-        raise SettingsError(f"--ply-stride must be an integer >= 1, got {s.ply_stride!r}")
+    whole_number(s.ply_stride, "--ply-stride", error=SettingsError)
     if isinstance(s.jpeg_quality, bool) or s.jpeg_quality not in range(1, 101):
         raise SettingsError(f"jpeg_quality must be an integer 1..100, got {s.jpeg_quality!r}")
 
 
 def _non_negative_int(value: object, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise SettingsError(f"{name} must be an integer >= 0 (pixels), got {value!r}")
+    whole_number(value, f"{name} (pixels)", minimum=0, error=SettingsError)
 
 
 def background_kind(background: str) -> tuple[str, tuple[int, int, int] | Path | None]:

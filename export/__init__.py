@@ -1,11 +1,6 @@
 """Export stage: the torch side (loading, reference recipe, conversion, quantization).
 
-Nothing here may reach the network: the hub is forced offline before transformers or
-huggingface_hub are imported anywhere in this package.
+Nothing here reaches the network: weights load with `local_files_only=True` from a local
+folder or the local Hugging Face cache (xdepth.export.load), and processors and configs are
+built from the variant cards, never fetched.
 """
-
-import os
-
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

@@ -27,9 +27,10 @@ from xdepth.artifact import (
     write_manifest,
 )
 from xdepth.backends import BackendUnavailable, open_artifact
-from xdepth.backends.openvino import OpenVINOBackend, default_cache_dir
+from xdepth.backends.openvino import OpenVINOBackend
 from xdepth.backends.torch_graph import missing_cpu_features
 from xdepth.errors import XDepthError
+from xdepth.paths import compile_cache_dir
 from xdepth.post.resize import resize_depth
 from xdepth.preprocess import resize_for_model
 
@@ -245,9 +246,9 @@ def test_cache_never_serves_a_replaced_artifact(tmp_path: Path) -> None:
 
 def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDEPTH_CACHE", str(tmp_path / "c"))
-    assert default_cache_dir() == tmp_path / "c"
+    assert compile_cache_dir() == tmp_path / "c"
     monkeypatch.delenv("XDEPTH_CACHE")
-    assert default_cache_dir() == Path.home() / ".cache" / "xdepth" / "ov-cache"
+    assert compile_cache_dir() == Path.home() / ".cache" / "xdepth" / "ov-cache"
 
 
 def test_torch_artifact_checks(tmp_path: Path) -> None:

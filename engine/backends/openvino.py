@@ -19,7 +19,6 @@ compiles without reading or writing it.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -30,17 +29,12 @@ import openvino as ov
 from xdepth.artifact import ArtifactError, Manifest
 from xdepth.backends.base import ArtifactBackend
 from xdepth.backends.interface import Done
-from xdepth.errors import XDepthError
+from xdepth.errors import XDepthError, whole_number
 from xdepth.hardware import effective_precision, fallback_note
+from xdepth.paths import compile_cache_dir
 
 HINTS = ("THROUGHPUT", "LATENCY", "CUMULATIVE_THROUGHPUT")
 INFERENCE_PRECISIONS = ("f32", "bf16", "f16")
-
-
-def default_cache_dir() -> Path:
-    """$XDEPTH_CACHE, else ~/.cache/xdepth/ov-cache (see the module docstring)."""
-    env = os.environ.get("XDEPTH_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "xdepth" / "ov-cache"
 
 
 def artifact_key(manifest: Manifest) -> str:
@@ -87,7 +81,7 @@ class OpenVINOBackend(ArtifactBackend):
         precision = inference_precision or runtime.get("inference_precision") or "f32"
         self.precision_hint = _choice(precision, INFERENCE_PRECISIONS, "inference_precision")
         self.device = device
-        root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        root = Path(cache_dir) if cache_dir is not None else compile_cache_dir()
         self.cache_dir = root / artifact_key(self.manifest) if use_cache else None
         self.core = ov.Core()
         if self.cache_dir is not None:
@@ -211,7 +205,5 @@ def _compile_config(
             raise XDepthError(f"streams must be a positive integer or 'AUTO', got {streams!r}")
         config["NUM_STREAMS"] = str(streams)
     if threads is not None:
-        if not isinstance(threads, int) or threads <= 0:
-            raise XDepthError(f"threads must be a positive integer, got {threads!r}")
-        config["INFERENCE_NUM_THREADS"] = threads
+        config["INFERENCE_NUM_THREADS"] = whole_number(threads, "threads")
     return config

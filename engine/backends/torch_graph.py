@@ -16,6 +16,7 @@ import numpy as np
 
 from xdepth.artifact import Manifest
 from xdepth.backends.base import ArtifactBackend, BackendUnavailable
+from xdepth.errors import whole_number
 from xdepth.hardware import cpu_flags
 
 # Compiler flags AOTInductor records -> the CPU feature names Linux reports.
@@ -87,9 +88,7 @@ class TorchGraphBackend(ArtifactBackend):
                 "OpenVINO artifact (it selects kernels at load time)"
             )
         if threads is not None:
-            if not isinstance(threads, int) or threads <= 0:
-                raise ValueError(f"threads must be a positive integer, got {threads!r}")
-            self.torch.set_num_threads(threads)
+            self.torch.set_num_threads(whole_number(threads, "threads", error=ValueError))
         path = str(self.manifest.model_file)
         if self.manifest.flavour == "aoti":
             self.runner = self.torch._inductor.aoti_load_package(path)

@@ -61,6 +61,7 @@ from xdepth.post.normalize import (
 from xdepth.post.resize import resize_depth
 from xdepth.post.threshold import (
     SEED_POLICY,
+    SEED_THRESHOLD_U8,
     ThresholdPolicy,
     apply_cut,
     cut_level,
@@ -74,6 +75,7 @@ __all__ = [
     "COMPOSITE_MODES",
     "DEFAULT_FOV_DEG",
     "SEED_POLICY",
+    "SEED_THRESHOLD_U8",
     "TEMP_PREFIX",
     "CompositeMode",
     "Intrinsics",

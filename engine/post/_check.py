@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from xdepth.errors import whole_number
+
 
 def depth_array(depth: object, name: str = "depth") -> np.ndarray:
     """Return `depth` as a 2-D float32 array (float16/float64 are converted, not copied twice)."""
@@ -74,7 +76,5 @@ def alpha_u8(alpha: object, name: str = "alpha") -> np.ndarray:
 
 
 def positive_int(value: object, name: str, minimum: int = 1) -> int:
-    """Check an integer parameter such as a pixel count or kernel size."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    """Check an integer parameter such as a pixel count or kernel size (ValueError)."""
+    return whole_number(value, name, minimum, ValueError)

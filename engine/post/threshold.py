@@ -73,7 +73,8 @@ class ThresholdPolicy:
         return f"{self.kind}:{self.value:g}{suffix}"
 
 
-SEED_POLICY = ThresholdPolicy("abs", 45.0)
+SEED_THRESHOLD_U8 = 45  # the seed recipe: max-scaled uint8 inverse depth > 45 is near
+SEED_POLICY = ThresholdPolicy("abs", float(SEED_THRESHOLD_U8))
 
 
 def parse_policy(text: str) -> ThresholdPolicy:
@@ -168,7 +169,7 @@ def threshold_mask(
     return apply_cut(depth, level, metric=policy.metric)
 
 
-def mask_from_uint8(depth_u8: np.ndarray, level: int = 45) -> np.ndarray:
+def mask_from_uint8(depth_u8: np.ndarray, level: int = SEED_THRESHOLD_U8) -> np.ndarray:
     """The seed's ``np.where(depth_u8 > level, 255, 0)`` as a bool mask."""
     if not isinstance(depth_u8, np.ndarray) or depth_u8.dtype != np.uint8 or depth_u8.ndim != 2:
         raise TypeError("depth_u8 must be a 2-D uint8 array (e.g. from to_uint8_max)")
