@@ -16,15 +16,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from xdepth.errors import XDepthError
+from xdepth.formats import FORMATS, PRECISIONS
 from xdepth.registry import Preprocess
 
 # Version 2 adds `input.size` ("static" or "per_image"); version 1 artifacts are static.
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 MANIFEST_NAME = "manifest.json"
-FORMATS = ("openvino", "torch")
-FLAVOURS = {"openvino": ("ir",), "torch": ("aoti", "ipex")}
-PRECISIONS = ("f32", "bf16", "int8")
 SEMANTICS = ("relative_inverse_depth", "metric_depth_m")
 SIZES = ("static", "per_image")
 # fmt: off
@@ -266,7 +264,7 @@ def parse_manifest(data: Any, directory: Path, where: str | None = None) -> Mani
     missing = [key for key in _REQUIRED if key not in data]
     if missing:
         raise ManifestError(f"{where}: required fields missing: {', '.join(missing)}")
-    fmt = top.get("format", str, FORMATS)
+    fmt = top.get("format", str, tuple(FORMATS))
     inp = top.sub("input")
     in_graph = inp.get("preprocessing_in_graph", bool)
     input_spec = InputSpec(
@@ -328,7 +326,7 @@ def parse_manifest(data: Any, directory: Path, where: str | None = None) -> Mani
         input=input_spec,
         output=output_spec,
         format=fmt,
-        flavour=top.get("flavour", str, FLAVOURS[fmt]),
+        flavour=top.get("flavour", str, FORMATS[fmt].flavours),
         precision=top.get("precision", str, PRECISIONS),
         files=tuple(files),
         runtime=top.get("runtime", dict),

@@ -7,11 +7,13 @@ import sys
 from typing import Any
 
 from xdepth.errors import XDepthError
+from xdepth.formats import PRECISIONS
 from xdepth.imageio import DEFAULT_MAX_PIXELS
-from xdepth.model_cache import AUTO, PRECISIONS
+from xdepth.model_cache import AUTO
+from xdepth.output_kinds import OUTPUT_KINDS
+from xdepth.post import POLICIES
 from xdepth.registry import DEFAULT_VARIANT
 from xdepth.settings import (
-    OUTPUT_FILES,
     PostSettings,
     make_settings,
     parse_outputs,
@@ -38,7 +40,7 @@ inputs:
   folder leading out), are refused.
 
 outputs (--outputs, comma-separated; files are named <relpath>/<stem>.<kind>.<ext>):
-{chr(10).join(f"  {name:<12} {', '.join(files)}" for name, files in OUTPUT_FILES.items())}
+{chr(10).join(f"  {k.name:<12} {', '.join(k.suffixes)}: {k.help}" for k in OUTPUT_KINDS.values())}
   depth16/depth8/depth-color/fb3d store inverse depth scaled per image (white = near);
   npy/pfm the model's float32 inverse depth (1/m for metric models).
 
@@ -94,11 +96,12 @@ def add_model_args(parser: argparse.ArgumentParser, default_variant: str | None 
 def add_post_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("outputs and post-processing (override the preset)")
     group.add_argument("--preset", help=f"named settings: {', '.join(preset_names())}")
-    group.add_argument("--outputs", help=f"comma-separated: {', '.join(OUTPUT_FILES)}")
+    group.add_argument("--outputs", help=f"comma-separated: {', '.join(OUTPUT_KINDS)}")
     group.add_argument(
         "--threshold",
-        help="near-pixel rule: abs:45 (seed: max-scaled depth > 45), nearest:20%%, otsu, "
-        "range:0.3, metric:2.5 (metres; metric models); a bare number N means abs:N",
+        help="near-pixel rule: "
+        + "; ".join(f"{p.example.replace('%', '%%')} ({p.help})" for p in POLICIES.values())
+        + "; a bare number N means abs:N",
     )
     group.add_argument("--min-island", type=int, metavar="PX", help="drop regions under PX")
     group.add_argument(

@@ -28,6 +28,7 @@ import numpy as np
 
 from xdepth.artifact import MANIFEST_NAME, sha256_file
 from xdepth.errors import XDepthError
+from xdepth.formats import PRECISIONS
 from xdepth.hardware import cpu_info
 from xdepth.paths import artifacts_dir
 from xdepth.post.encoders import write_atomic
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
     from xdepth.backends.openvino import OpenVINOBackend
 
 AUTO = "auto"
-PRECISIONS = ("f32", "bf16", "int8")  # most precise first: ties go to the front
 AUTO_MARGIN = 0.05  # a less precise artifact must be more than 5 % faster to be chosen
 RATE_ROUNDS = 3
 Progress = Callable[[str], None]

@@ -16,31 +16,26 @@ from typing import Any
 import cv2
 import numpy as np
 
+from xdepth.output_kinds import OUTPUT_KINDS
 from xdepth.post import (
     Intrinsics,
     blur_background,
     colorize,
     composite_color,
     cutout_rgba,
-    depth_to_ply,
-    encode_npy,
-    encode_pfm,
     encode_png,
-    facebook_3d_pair,
     feather,
     grayscale_background,
     intrinsics,
     inverse_to_depth,
-    normals_to_rgb,
     parse_policy,
     refine_mask,
     replace_background,
     surface_normals,
     threshold_mask,
     to_uint8_max,
-    to_uint16,
 )
-from xdepth.settings import OUTPUT_FILES, PostSettings, SettingsError, background_kind
+from xdepth.settings import PostSettings, SettingsError, background_kind
 
 RELATIVE = "relative_inverse_depth"
 METRIC = "metric_depth_m"
@@ -117,7 +112,7 @@ class DepthResult:
         """bool H x W: the near pixels under the threshold policy, refined as configured."""
         s = self.settings
         policy = parse_policy(s.threshold)
-        if policy.kind == "abs" and s.overflow == "wrap":
+        if policy.spec.uint8_scale and s.overflow == "wrap":
             mask = self.depth_u8 > np.float32(policy.value)
         elif policy.metric:
             mask = threshold_mask(self.depth_m, policy)
@@ -184,36 +179,11 @@ class DepthResult:
         return surface_normals(self.z, f_px=self.camera.f_px)
 
     def encode(self, kind: str) -> dict[str, bytes]:
-        """`{"<kind>.<ext>": bytes}` for one output name of OUTPUT_FILES."""
-        s = self.settings
-        level = s.png_level
-        if kind == "depth16":
-            return {"depth16.png": encode_png(to_uint16(self.depth), level=level)}
-        if kind == "depth8":
-            return {"depth8.png": encode_png(self.depth_u8, level=level)}
-        if kind == "depth-color":
-            return {"depth-color.png": encode_png(colorize(self.depth, s.colormap), level=level)}
-        if kind == "npy":
-            return {"depth.npy": encode_npy(self.depth)}
-        if kind == "pfm":
-            return {"depth.pfm": encode_pfm(self.depth)}
-        if kind == "mask":
-            return {"mask.png": encode_png(self.mask.view(np.uint8) * np.uint8(255), level=level)}
-        if kind == "cutout":
-            return {"cutout.png": encode_png(self.cutout, level=level)}
-        if kind == "composite":
-            return {"composite.png": encode_png(self.composite, level=level)}
-        if kind == "normals":
-            return {"normals.png": encode_png(normals_to_rgb(self.normals), level=level)}
-        if kind == "ply":
-            ply = depth_to_ply(
-                self.z, self.camera, self.image, metric=self.metric, stride=s.ply_stride
-            )
-            return {"points.ply": ply}
-        if kind == "fb3d":
-            photo, depth = facebook_3d_pair(self.image, self.depth, quality=s.jpeg_quality)
-            return {"fb3d.jpg": photo, "fb3d_depth.jpg": depth}
-        raise SettingsError(f"unknown output {kind!r}; choose from {', '.join(OUTPUT_FILES)}")
+        """`{"<suffix>": bytes}` for one output kind (xdepth.output_kinds)."""
+        if kind not in OUTPUT_KINDS:
+            raise SettingsError(f"unknown output {kind!r}; choose from {', '.join(OUTPUT_KINDS)}")
+        spec = OUTPUT_KINDS[kind]
+        return dict(zip(spec.suffixes, spec.encode(self), strict=True))
 
     def files(self) -> dict[str, bytes]:
         """Every output the settings ask for, as `{"<kind>.<ext>": bytes}`."""

@@ -15,23 +15,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from xdepth.errors import XDepthError, whole_number
+from xdepth.output_kinds import OUTPUT_KINDS
 from xdepth.post import COLORMAPS, COMPOSITE_MODES, SEED_POLICY, CompositeMode, parse_policy
 from xdepth.registry import configs_dir
 
-# Output name (for --outputs) -> file suffixes written as <stem>.<suffix>.
-OUTPUT_FILES: dict[str, tuple[str, ...]] = {
-    "depth16": ("depth16.png",),  # 16-bit grey PNG, inverse depth, white = near
-    "depth8": ("depth8.png",),  # the seed's max-scaled 8-bit depth (its overflow rule)
-    "depth-color": ("depth-color.png",),  # false-colour depth (--colormap)
-    "npy": ("depth.npy",),  # float32 inverse depth (1/m for metric models), as predicted
-    "pfm": ("depth.pfm",),  # the same as a PFM
-    "mask": ("mask.png",),  # the clip mask, 0 / 255
-    "cutout": ("cutout.png",),  # RGBA: the image, (feathered) mask as alpha, hidden colour 0
-    "composite": ("composite.png",),  # the foreground over --background
-    "normals": ("normals.png",),  # surface normal map
-    "ply": ("points.ply",),  # coloured point cloud (EXIF focal length when present)
-    "fb3d": ("fb3d.jpg", "fb3d_depth.jpg"),  # Facebook 3D photo pair
-}
 DEFAULT_PRESET = "default"
 _HEX_COLOR = re.compile(r"#([0-9a-fA-F]{6})")
 _NAMED_BACKGROUNDS = ("black", "white", "blur", "gray")
@@ -72,7 +59,8 @@ class PostSettings:
 
     @property
     def file_suffixes(self) -> tuple[str, ...]:
-        return tuple(s for kind in self.outputs for s in OUTPUT_FILES[kind])
+        """The files one image's outputs are written as (<stem>.<suffix>), in order."""
+        return tuple(s for kind in self.outputs for s in OUTPUT_KINDS[kind].suffixes)
 
     def hashed(self) -> dict[str, Any]:
         """The fields that change output bytes (all but the description), JSON-ready."""
@@ -83,11 +71,11 @@ class PostSettings:
 
 
 def _validate(s: PostSettings) -> None:
-    unknown = [k for k in s.outputs if k not in OUTPUT_FILES]
+    unknown = [k for k in s.outputs if k not in OUTPUT_KINDS]
     if unknown or not s.outputs:
         raise SettingsError(
             f"unknown output(s) {', '.join(map(repr, unknown)) or '(none given)'}; choose from "
-            f"{', '.join(OUTPUT_FILES)}"
+            f"{', '.join(OUTPUT_KINDS)}"
         )
     if len(set(s.outputs)) != len(s.outputs):
         raise SettingsError(f"outputs {list(s.outputs)} name a kind twice")
@@ -99,7 +87,7 @@ def _validate(s: PostSettings) -> None:
     object.__setattr__(s, "outputs", tuple(s.outputs))
     if s.overflow not in ("clip", "wrap"):
         raise SettingsError(f"overflow must be 'clip' or 'wrap', got {s.overflow!r}")
-    if s.overflow == "wrap" and policy.kind != "abs":
+    if s.overflow == "wrap" and not policy.spec.uint8_scale:
         raise SettingsError("overflow 'wrap' (the seed's uint8 cast) applies to abs:N only")
     _non_negative_int(s.min_island_px, "--min-island")
     for name in ("fill_holes", "largest"):

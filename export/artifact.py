@@ -24,14 +24,14 @@ from xdepth.artifact import write_manifest
 from xdepth.backends import open_artifact
 from xdepth.errors import XDepthError
 from xdepth.export import openvino_export as ovx
+from xdepth.export.build import BuildOptions
 from xdepth.export.calibration import (
     DEFAULT_CALIBRATION_SIZE,
     DEFAULT_FIDELITY_IMAGES,
     ImageSet,
-    calibration_set,
     fidelity_set,
 )
-from xdepth.export.describe import Built, Job, build_manifest
+from xdepth.export.describe import Built, Job, build_manifest, model_key
 from xdepth.export.fidelity import (
     F32_MAX_REL_ERROR,
     REFERENCE,
@@ -39,23 +39,13 @@ from xdepth.export.fidelity import (
     failures,
     floors,
     measure,
-    model_outputs,
     reference,
 )
-from xdepth.export.load import LoadedModel, load_model
+from xdepth.export.load import load_model
+from xdepth.formats import FORMATS, PRECISIONS, get_format
 from xdepth.hardware import cpu_info, cpu_model
-from xdepth.preprocess import normalize
 from xdepth.registry import Card
-from xdepth.weights import weights_stamp
 
-FORMATS = ("openvino", "torch")
-PRECISIONS = ("f32", "bf16", "int8")
-TORCH_FLAVOURS = ("aoti", "ipex")
-# The runtime precision of the layers NNCF leaves in float in an int8 IR. bf16: on this
-# Zen 4 (AVX512_BF16, no AMX) DPT-BEiT-L-512 int8 ran at 0.446 images/s with bf16 and 0.406
-# with f32 (interleaved runs, THROUGHPUT), and on a trained xdepth-tiny checkpoint the mask
-# IoU against fp32 was 0.9965 vs 0.9967. The fidelity floor is measured with it.
-INT8_INFERENCE_PRECISION = "bf16"
 _reference_cache: dict[Hashable, Reference] = {}
 
 Progress = Callable[[str], None]
@@ -116,16 +106,22 @@ def _check_options(
         raise ExportError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
     if precision not in PRECISIONS:
         raise ExportError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
-    if fmt == "torch" and precision == "int8":
-        raise ExportError("int8 is available for the openvino format only; use --format openvino")
-    if fmt == "openvino" and flavour not in (None, "ir"):
-        raise ExportError(f"flavour {flavour!r} applies to the torch format only")
-    if fmt == "torch" and flavour not in (None, *TORCH_FLAVOURS):
-        raise ExportError(f"torch flavour {flavour!r} is not one of {', '.join(TORCH_FLAVOURS)}")
+    spec = FORMATS[fmt]
+    if precision not in spec.precisions:
+        offer = [name for name, f in FORMATS.items() if precision in f.precisions]
+        raise ExportError(
+            f"{precision} is available for the {' and '.join(offer)} format only; use "
+            f"--format {offer[0]}"
+        )
+    if flavour not in (None, *spec.flavours):
+        raise ExportError(
+            f"{fmt} flavour {flavour!r} is not one of {', '.join(spec.flavours)}"
+            + ("; flavours other than ir apply to the torch format" if fmt == "openvino" else "")
+        )
     for option, given in int8_only.items():
         if given and precision != "int8":
             raise ExportError(f"{option} applies to int8 exports only (--precision int8)")
-    return flavour or ("ir" if fmt == "openvino" else "aoti")
+    return flavour or spec.flavours[0]
 
 
 def _check_destination(out: Path) -> None:
@@ -138,20 +134,10 @@ def _check_destination(out: Path) -> None:
         )
 
 
-def _model_key(loaded: LoadedModel) -> Hashable:
-    """Identifies a loaded model's weights, so conversions and references can be reused."""
-    card = loaded.card
-    if loaded.random_init:
-        return (card.name, str(card.path), "random-init")
-    folder = Path(loaded.origin)
-    stamp = tuple(tuple(entry) for entry in weights_stamp(folder))
-    return (card.name, str(card.path), str(folder.resolve()), stamp)
-
-
 def _reference(job: Job, images: ImageSet) -> Reference:
     """The fp32 reference on the fidelity images, computed once per model and size."""
     key = (
-        _model_key(job.loaded),
+        model_key(job.loaded),
         dataclasses.astuple(job.pre),
         job.per_image,
         repr(images.description),
@@ -161,54 +147,6 @@ def _reference(job: Job, images: ImageSet) -> Reference:
             _reference_cache.pop(next(iter(_reference_cache)))
         _reference_cache[key] = reference(job.loaded, job.pre, job.fixed_hw, images)
     return _reference_cache[key]
-
-
-def _build_openvino(
-    job: Job,
-    ref: Reference,
-    calibration: str | Path | None,
-    calibration_size: int,
-    accuracy_control: bool,
-    max_delta1_drop: float,
-    say: Progress,
-) -> Built:
-    loaded, pre, input_hw = job.loaded, job.pre, job.input_hw
-    size = "each image at its own size" if job.per_image else f"{input_hw[0]}x{input_hw[1]}"
-    say(f"converting {loaded.card.name} to OpenVINO IR ({size})")
-    key = _model_key(loaded)
-    model = ovx.convert(loaded, input_hw, key, job.per_image)
-    float_ir = ovx.with_preprocessing(model.clone(), pre)
-    f32_error = ovx.check_f32(float_ir, ref.inputs_u8, ref.outputs, key)
-    calibration_info = None
-    if job.precision == "int8":
-        calib = calibration_set(input_hw, calibration_size, calibration)
-        inputs_u8 = calib.model_inputs(pre, job.fixed_hw)
-        normalised = [normalize(x, pre) for x in inputs_u8]
-        refs = model_outputs(loaded, pre, inputs_u8) if accuracy_control else None
-        result = ovx.quantize_int8(
-            model,
-            normalised,
-            accuracy_control=accuracy_control,
-            references=refs,
-            max_delta1_drop=max_delta1_drop,
-            progress=say,
-        )
-        model = result.model
-        calibration_info = {"images": calib.description} | result.description
-    model = ovx.with_preprocessing(model, pre)
-    files = ovx.save(model, job.staging, compress_to_fp16=True)
-    runtime: dict[str, Any] = {
-        "performance_hint": "THROUGHPUT",
-        "inference_precision": (
-            INT8_INFERENCE_PRECISION if job.precision == "int8" else job.precision
-        ),
-        "ov_properties": dict(ovx.SNIPPETS_OFF),
-        "ov_properties_reason": ovx.OV_PROPERTIES_REASON,
-    }
-    storage = {"compress_to_fp16": True}
-    built = Built(files, runtime, storage, calibration_info, ov_model=model)
-    built.export_info["conversion_f32_max_rel_error"] = f32_error
-    return built
 
 
 def export(
@@ -269,24 +207,13 @@ def export(
         say(f"running the fp32 reference on {len(images.images)} held-out images")
         ref = _reference(job, images)
         started = time.perf_counter()
-        if fmt == "openvino":
-            built = _build_openvino(
-                job,
-                ref,
-                calibration,
-                calibration_size or DEFAULT_CALIBRATION_SIZE,
-                accuracy_control,
-                max_delta1_drop,
-                say,
-            )
-        else:
-            from xdepth.export.torch_export import export_torch_graph
-
-            say(f"compiling {loaded.card.name} ({flavour}, {precision}); this takes a while")
-            graph = export_torch_graph(
-                loaded, pre, input_hw, precision, staging, flavour, per_image
-            )
-            built = Built(graph.files, graph.runtime, graph.weights_storage)
+        options = BuildOptions(
+            calibration,
+            calibration_size or DEFAULT_CALIBRATION_SIZE,
+            accuracy_control,
+            max_delta1_drop,
+        )
+        built = get_format(fmt).build_function()(job, ref, options, say)
         built.export_info |= {
             "seconds": round(load_seconds + time.perf_counter() - started, 3),
             "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -10,7 +10,9 @@ import argparse
 import json
 import sys
 
+from xdepth.artifact import MANIFEST_NAME
 from xdepth.export.calibration import DEFAULT_CALIBRATION_SIZE, DEFAULT_FIDELITY_IMAGES
+from xdepth.formats import FORMATS, PRECISIONS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -78,13 +80,43 @@ def _cmd_export(args: argparse.Namespace) -> int:
     def progress(message: str) -> None:
         print(f"xdepth export: {message}", file=sys.stderr)
 
+    options = {
+        "weights": args.weights,
+        "random_init": args.random_init,
+        "fmt": args.format,
+        "progress": progress,
+    }
+    if args.precision == "auto":
+        if args.calibration or args.calibration_size or args.accuracy_control:
+            print(
+                "xdepth export: --precision auto takes no int8-only options; give "
+                "--precision int8 with them",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        from xdepth.export.auto import export_fastest
+
+        try:
+            out, _ = export_fastest(
+                args.variant_or_dir,
+                args.output,
+                input_size=args.input_size,
+                fidelity_floor=args.min_delta1,
+                flavour=args.flavour,
+                fidelity_images=args.fidelity_images,
+                **options,
+            )
+        except (FidelityError, NondeterministicRuntime, ConversionError) as exc:
+            print(f"xdepth export: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        manifest = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
+        print(_summary(manifest))
+        print(f"wrote {out}")
+        return EXIT_OK
     try:
         out = export(
             args.variant_or_dir,
             args.output,
-            weights=args.weights,
-            random_init=args.random_init,
-            fmt=args.format,
             precision=args.precision,
             calibration=args.calibration,
             calibration_size=args.calibration_size,
@@ -94,13 +126,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
             max_delta1_drop=0.01 if args.max_delta1_drop is None else args.max_delta1_drop,
             flavour=args.flavour,
             fidelity_images=args.fidelity_images,
-            progress=progress,
+            **options,
         )
     except (FidelityError, NondeterministicRuntime, ConversionError) as exc:
         # The export ran but its result failed a check: a failure, not a usage error.
         print(f"xdepth export: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
     print(_summary(manifest))
     print(f"wrote {out}")
     return EXIT_OK
@@ -125,12 +157,18 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         action="store_true",
         help="random weights (for speed tests only; flagged in the manifest)",
     )
-    parser.add_argument("--format", choices=("openvino", "torch"), default="openvino")
-    parser.add_argument("--precision", choices=("f32", "bf16", "int8"), default="f32")
+    parser.add_argument("--format", choices=tuple(FORMATS), default="openvino")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", *PRECISIONS),
+        default="f32",
+        help="f32 (default), bf16, int8, or auto: export every precision this CPU computes "
+        "natively, measure them here and keep the fastest within its fidelity floor",
+    )
     parser.add_argument(
         "--flavour",
-        choices=("aoti", "ipex"),
-        help="torch format only: AOTInductor package (default) or IPEX TorchScript",
+        choices=FORMATS["torch"].flavours,
+        help="torch format only: AOTInductor package (aoti, default) or IPEX TorchScript",
     )
     parser.add_argument(
         "--calibration",

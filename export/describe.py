@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import platform
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
 from xdepth.artifact import FORMAT_VERSION, ArtifactFile, InputSpec, Manifest, OutputSpec
 from xdepth.export.load import LoadedModel
 from xdepth.registry import Preprocess
+from xdepth.weights import weights_stamp
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "inverse_depth"
@@ -35,6 +37,16 @@ def library_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             continue
     return versions
+
+
+def model_key(loaded: LoadedModel) -> Hashable:
+    """Identifies a loaded model's weights, so conversions and references can be reused."""
+    card = loaded.card
+    if loaded.random_init:
+        return (card.name, str(card.path), "random-init")
+    folder = Path(loaded.origin)
+    stamp = tuple(tuple(entry) for entry in weights_stamp(folder))
+    return (card.name, str(card.path), str(folder.resolve()), stamp)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -148,3 +148,40 @@ def test_an_object_that_is_not_a_backend_is_refused() -> None:
         as_backend(Predicts())
     with pytest.raises(TypeError, match=r"subclass xdepth\.backends\.Backend"):
         DepthEngine(Predicts())
+
+
+def test_a_new_output_kind_is_one_registry_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings, --outputs validation, resume's file list and encoding all follow it."""
+    from xdepth.output_kinds import OUTPUT_KINDS, OutputKind
+    from xdepth.settings import make_settings
+
+    kind = OutputKind(
+        "far", ("far.txt",), frozenset({"depth"}), "the farthest inverse depth, as text",
+        lambda r: (f"{float(r.depth.min()):.3f}".encode(),),
+    )  # fmt: skip
+    monkeypatch.setitem(OUTPUT_KINDS, "far", kind)
+    settings = make_settings("default", outputs="mask,far")
+    assert settings.file_suffixes == ("mask.png", "far.txt")
+    engine = DepthEngine(FakeBackend(), settings=settings)
+    (result,) = engine.map(images(1))
+    assert result.files()["far.txt"] == b"21.000"  # red 20 + 1, the fake model's output
+
+
+def test_a_new_threshold_policy_is_one_registry_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parsing, validation, the settings' canonical form and the mask all follow it."""
+    from xdepth.post import POLICIES, PolicyKind, parse_policy
+    from xdepth.settings import make_settings
+
+    def above_mean(values: np.ndarray, value: float | None, peak: float) -> float:
+        return float(values.mean()) * float(value)  # type: ignore[arg-type]
+
+    kind = PolicyKind("mean", above_mean, (0.0, 10.0), "0 <= factor <= 10", example="mean:1")
+    monkeypatch.setitem(POLICIES, "mean", kind)
+    assert str(parse_policy(" MEAN:1.5 ")) == "mean:1.5"
+    with pytest.raises(ValueError, match="0 <= factor <= 10"):
+        parse_policy("mean:11")
+    settings = make_settings("default", threshold="mean:1", outputs="mask")
+    image = images(1)[0].copy()
+    image[:, :16, 0] = 200  # left half near
+    (result,) = DepthEngine(FakeBackend(), settings=settings).map([image])
+    assert result.mask[:, :8].all() and not result.mask[:, 24:].any()

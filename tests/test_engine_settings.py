@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from xdepth.output_kinds import OUTPUT_KINDS
 from xdepth.outputs import METRIC, DepthResult
 from xdepth.post import decode_pfm
 from xdepth.resume import settings_hash, settings_record
 from xdepth.settings import (
-    OUTPUT_FILES,
     PostSettings,
     SettingsError,
     background_kind,
@@ -76,9 +76,9 @@ def test_backgrounds(tmp_path: Path) -> None:
 
 def test_every_output_kind_decodes() -> None:
     image, inv_depth = _scene()
-    settings = PostSettings(outputs=tuple(OUTPUT_FILES), ply_stride=2)
+    settings = PostSettings(outputs=tuple(OUTPUT_KINDS), ply_stride=2)
     files = DepthResult(image, inv_depth, settings, f_35mm=50.0).files()
-    assert set(files) == {s for kind in OUTPUT_FILES for s in OUTPUT_FILES[kind]}
+    assert set(files) == {s for kind in OUTPUT_KINDS.values() for s in kind.suffixes}
     for suffix, data in files.items():
         if suffix.endswith((".png", ".jpg")):
             with Image.open(io.BytesIO(data)) as decoded:

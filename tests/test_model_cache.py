@@ -96,3 +96,17 @@ def test_run_without_a_model_option_runs_the_fastest_artifact(
     assert main(["run", str(photos), "-o", str(tmp_path / "again")]) == 0
     said = capsys.readouterr().err
     assert "the fastest on this CPU (measured" in said and "exporting" not in said
+
+
+def test_export_auto_keeps_the_fastest_precision_that_passes(tmp_path: Path) -> None:
+    """Random weights miss the bf16 and int8 delta1 floors, so f32 is what is left; the
+    candidates that were exported and not chosen leave nothing behind."""
+    from xdepth.export.auto import export_fastest
+
+    out = tmp_path / "art"
+    folder, record = export_fastest("tiny-dpt-beit", out, random_init=True, fidelity_images=2)
+    assert folder == out and record["chosen"] == "f32"
+    assert set(record["dropped"]) == set(native_precisions()) - {"f32"}
+    assert all("under the floor" in reason for reason in record["dropped"].values())
+    assert json.loads((out / "manifest.json").read_text())["precision"] == "f32"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art"]

@@ -13,6 +13,7 @@ from xdepth.artifact import Manifest, load_manifest
 from xdepth.backends.base import ArtifactBackend, BackendUnavailable
 from xdepth.backends.interface import Backend, BusyClock, as_backend
 from xdepth.errors import XDepthError
+from xdepth.formats import get_format
 
 __all__ = [
     "ArtifactBackend",
@@ -27,21 +28,18 @@ __all__ = [
 def open_artifact(artifact_dir: str | Path, **options: Any) -> ArtifactBackend:
     """The backend for an artifact folder, after checking its manifest and files.
 
-    Options go to the backend: OpenVINO takes cache_dir, use_cache, hint, streams, threads,
-    inference_precision, cpu_pinning and device; the torch graph takes threads. `check_sha256=False`
-    skips hashing the files (their sizes are still checked).
+    The manifest's format picks the backend class (xdepth.formats); options go to it
+    (OpenVINO: cache_dir, use_cache, hint, streams, threads, inference_precision,
+    cpu_pinning, device; the torch graph: threads). `check_sha256=False` skips hashing the
+    files (their sizes are still checked).
     """
-    manifest: Manifest = load_manifest(artifact_dir, options.pop("check_sha256", True))
-    if manifest.format == "openvino":
-        from xdepth.backends.openvino import OpenVINOBackend
-
-        return OpenVINOBackend(manifest, **options)
-    from xdepth.backends.torch_graph import TorchGraphBackend
-
-    unknown = set(options) - {"threads"}
+    check_sha256 = options.pop("check_sha256", True)
+    manifest: Manifest = load_manifest(artifact_dir, check_sha256)
+    spec = get_format(manifest.format)
+    unknown = set(options) - set(spec.backend_options)
     if unknown:
         raise XDepthError(
             f"{manifest.manifest_path}: option(s) {', '.join(sorted(unknown))} do not apply to "
-            "a torch-graph artifact (it takes: threads)"
+            f"a {spec.name} artifact (it takes: {', '.join(spec.backend_options)})"
         )
-    return TorchGraphBackend(manifest, **options)
+    return spec.backend_class()(manifest, **options)

@@ -60,8 +60,10 @@ from xdepth.post.normalize import (
 )
 from xdepth.post.resize import resize_depth
 from xdepth.post.threshold import (
+    POLICIES,
     SEED_POLICY,
     SEED_THRESHOLD_U8,
+    PolicyKind,
     ThresholdPolicy,
     apply_cut,
     cut_level,
@@ -74,11 +76,13 @@ __all__ = [
     "COLORMAPS",
     "COMPOSITE_MODES",
     "DEFAULT_FOV_DEG",
+    "POLICIES",
     "SEED_POLICY",
     "SEED_THRESHOLD_U8",
     "TEMP_PREFIX",
     "CompositeMode",
     "Intrinsics",
+    "PolicyKind",
     "ThresholdPolicy",
     "apply_colormap",
     "apply_cut",

@@ -19,8 +19,8 @@ and range (there is no near side to measure from).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import cv2
 import numpy as np
@@ -28,49 +28,115 @@ import numpy as np
 from xdepth.post._check import depth_array
 from xdepth.post.normalize import finite_range, uint8_cut
 
-PolicyKind = Literal["abs", "nearest", "otsu", "range", "metric"]
-_KINDS = ("abs", "nearest", "otsu", "range", "metric")
+
+@dataclass(frozen=True)
+class PolicyKind:
+    """One threshold rule: its parameter and how it finds the cut level on a map.
+
+    `level(finite_values, value, peak)` returns the cut; `peak` is the map's maximum (or
+    the fixed `max_value`) for rules that scale from the near end (`uses_peak`).
+    """
+
+    name: str
+    level: Callable[[np.ndarray, float | None, float], float]
+    bounds: tuple[float, float] | None  # None: the rule takes no value
+    rule: str = ""  # the bounds, as an error message says them
+    low_excluded: bool = False  # the value must be above the lower bound
+    percent: bool = False  # written with a % sign
+    metric: bool = False  # reads metric depth and keeps what is nearer than the cut
+    uses_peak: bool = False
+    uint8_scale: bool = False  # cuts the seed's max-scaled uint8 map (its overflow rule applies)
+    example: str = ""
+    help: str = ""
+
+    def check(self, value: float | None) -> None:
+        if self.bounds is None:
+            if value is not None:
+                raise ValueError(f"{self.name} takes no value, got {value!r}")
+            return
+        if value is None or not math.isfinite(value):
+            raise ValueError(f"threshold {self.name} needs a finite value, got {value!r}")
+        lo, hi = self.bounds
+        if not (lo <= value <= hi) or (self.low_excluded and value <= lo):
+            raise ValueError(f"threshold {self.name} needs {self.rule}, got {value!r}")
+
+
+def _abs_level(values: np.ndarray, value: float | None, peak: float) -> float:
+    return uint8_cut(peak, value)  # type: ignore[arg-type]
+
+
+def _range_level(values: np.ndarray, value: float | None, peak: float) -> float:
+    return float(np.float32((1.0 - value) * peak))  # type: ignore[operator]
+
+
+def _nearest_level(values: np.ndarray, value: float | None, peak: float) -> float:
+    keep = max(1, math.ceil(value / 100.0 * values.size))  # type: ignore[operator]
+    return float(np.partition(values, values.size - keep)[values.size - keep])
+
+
+def _otsu(values: np.ndarray, value: float | None, peak: float) -> float:
+    return _otsu_level(values)
+
+
+def _metric_level(values: np.ndarray, value: float | None, peak: float) -> float:
+    return float(value)  # type: ignore[arg-type]
+
+
+# The registry: a new rule is a level function and one entry here.
+POLICIES: dict[str, PolicyKind] = {
+    kind.name: kind
+    for kind in (
+        PolicyKind(
+            "abs", _abs_level, (0.0, 255.0), "0 <= level <= 255", uses_peak=True,
+            uint8_scale=True, example="abs:45",
+            help="max-scaled depth (0-255) above the level: the seed recipe's rule",
+        ),
+        PolicyKind(
+            "nearest", _nearest_level, (0.0, 100.0), "0 < percent <= 100", low_excluded=True,
+            percent=True, example="nearest:20%",
+            help="the nearest share of the pixels (ties at the cut all kept)",
+        ),
+        PolicyKind(
+            "otsu", _otsu, None, example="otsu",
+            help="Otsu's cut on a 256-bin histogram of the min-max scaled depth",
+        ),
+        PolicyKind(
+            "range", _range_level, (0.0, 1.0), "0 <= fraction <= 1", uses_peak=True,
+            example="range:0.3", help="inverse depth within this fraction of the nearest value",
+        ),
+        PolicyKind(
+            "metric", _metric_level, (0.0, math.inf), "distance_m > 0", low_excluded=True,
+            metric=True, example="metric:2.5", help="metric depth up to this many metres",
+        ),
+    )
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class ThresholdPolicy:
     """A named rule and its parameter; ``str(policy)`` gives back the parseable form."""
 
-    kind: PolicyKind
+    kind: str
     value: float | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in _KINDS:
-            raise ValueError(f"threshold kind must be one of {_KINDS}, got {self.kind!r}")
-        if self.kind == "otsu":
-            if self.value is not None:
-                raise ValueError(f"otsu takes no value, got {self.value!r}")
-            return
-        if self.value is None or not math.isfinite(self.value):
-            raise ValueError(f"threshold {self.kind} needs a finite value, got {self.value!r}")
-        bounds = {
-            "abs": (0.0, 255.0, "0 <= level <= 255"),
-            "nearest": (0.0, 100.0, "0 < percent <= 100"),
-            "range": (0.0, 1.0, "0 <= fraction <= 1"),
-            "metric": (0.0, math.inf, "distance_m > 0"),
-        }[self.kind]
-        lo, hi, rule = bounds
-        ok = lo <= self.value <= hi
-        if self.kind in ("nearest", "metric"):
-            ok = ok and self.value > 0
-        if not ok:
-            raise ValueError(f"threshold {self.kind} needs {rule}, got {self.value!r}")
+        if self.kind not in POLICIES:
+            raise ValueError(f"threshold kind must be one of {tuple(POLICIES)}, got {self.kind!r}")
+        self.spec.check(self.value)
+
+    @property
+    def spec(self) -> PolicyKind:
+        return POLICIES[self.kind]
 
     @property
     def metric(self) -> bool:
         """True when the rule reads metric depth (keep below the cut), not inverse depth."""
-        return self.kind == "metric"
+        return self.spec.metric
 
     def __str__(self) -> str:
-        if self.kind == "otsu":
-            return "otsu"
-        suffix = "%" if self.kind == "nearest" else ""
-        return f"{self.kind}:{self.value:g}{suffix}"
+        if self.value is None:
+            return self.kind
+        return f"{self.kind}:{self.value:g}{'%' if self.spec.percent else ''}"
 
 
 SEED_THRESHOLD_U8 = 45  # the seed recipe: max-scaled uint8 inverse depth > 45 is near
@@ -84,19 +150,24 @@ def parse_policy(text: str) -> ThresholdPolicy:
     raw = text.strip().lower()
     kind, sep, arg = raw.partition(":")
     kind, arg = kind.strip(), arg.strip()
-    if kind not in _KINDS:
+    if kind not in POLICIES:
+        examples = ", ".join(repr(p.example) for p in POLICIES.values())
         raise ValueError(
-            f"bad threshold policy {text!r}: kind must be one of {', '.join(_KINDS)} "
-            "(e.g. 'abs:45', 'nearest:20%', 'otsu', 'range:0.3', 'metric:2.5')"
+            f"bad threshold policy {text!r}: kind must be one of {', '.join(POLICIES)} "
+            f"(e.g. {examples})"
         )
-    if kind == "otsu":
+    spec = POLICIES[kind]
+    if spec.bounds is None:
         if sep:
-            raise ValueError(f"bad threshold policy {text!r}: otsu takes no value")
-        return ThresholdPolicy("otsu")
-    if kind == "nearest":
+            raise ValueError(f"bad threshold policy {text!r}: {kind} takes no value")
+        return ThresholdPolicy(kind)
+    if spec.percent:
         arg = arg.removesuffix("%").strip()
     elif arg.endswith("%"):
-        raise ValueError(f"bad threshold policy {text!r}: only 'nearest' takes a percent")
+        percent = [p.name for p in POLICIES.values() if p.percent]
+        raise ValueError(
+            f"bad threshold policy {text!r}: only {', '.join(map(repr, percent))} takes a percent"
+        )
     try:
         value = float(arg)
     except ValueError:
@@ -104,7 +175,7 @@ def parse_policy(text: str) -> ThresholdPolicy:
             f"bad threshold policy {text!r}: {kind} needs a number after ':', got {arg!r}"
         ) from None
     try:
-        return ThresholdPolicy(kind, value)  # type: ignore[arg-type]
+        return ThresholdPolicy(kind, value)
     except ValueError as exc:
         raise ValueError(f"bad threshold policy {text!r}: {exc}") from None
 
@@ -119,22 +190,18 @@ def cut_level(
     can be kept.
     """
     x = depth_array(depth)
-    if policy.kind == "metric":
-        return float(policy.value)
-    if policy.kind in ("abs", "range"):
+    spec = policy.spec
+    if spec.metric:
+        return spec.level(x, policy.value, math.nan)
+    if spec.uses_peak:
         peak = finite_range(x)[1] if max_value is None else float(np.float32(max_value))
         if not peak > 0:
             return math.inf
-        if policy.kind == "abs":
-            return uint8_cut(peak, policy.value)
-        return float(np.float32((1.0 - policy.value) * peak))
+        return spec.level(x, policy.value, peak)
     finite = x.ravel() if np.isfinite(np.sum(x, dtype=np.float64)) else x[np.isfinite(x)]
     if finite.size == 0:
         return math.inf
-    if policy.kind == "nearest":
-        keep = max(1, math.ceil(policy.value / 100.0 * finite.size))
-        return float(np.partition(finite, finite.size - keep)[finite.size - keep])
-    return _otsu_level(finite)
+    return spec.level(finite, policy.value, math.nan)
 
 
 def apply_cut(depth: np.ndarray, level: float, *, metric: bool = False) -> np.ndarray:
