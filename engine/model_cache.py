@@ -20,7 +20,8 @@ import hashlib
 import json
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,28 +85,56 @@ def cached_artifact(
     if chosen and (_target(card, chosen, key) / MANIFEST_NAME).is_file():
         say(f"{card.name}: {chosen}, the fastest on this CPU (measured {record_path})")
         return _target(card, chosen, key)
-    exported, dropped = {}, {}
-    for candidate in native_precisions():
-        try:
-            exported[candidate] = _export(card, weights, random_init, candidate, key, say)
-        except XDepthError as exc:  # under its fidelity floor, or not repeatable
-            dropped[candidate] = str(exc)
-            say(f"{card.name} {candidate}: not used ({exc})")
-    if not exported:
-        raise XDepthError(f"{card.name}: no precision could be exported: {dropped}")
-    rates = measure_rates(exported, say)
-    chosen = choose_precision(rates)
+    found = race(
+        native_precisions(),
+        lambda p: _export(card, weights, random_init, p, key, say),
+        (XDepthError,),  # under its fidelity floor, or not repeatable
+        say,
+    )
     record[cpu_info().model] = {
         "cpu": cpu_info().describe(),
-        "model_images_per_s": rates,
-        "dropped": dropped,
-        "chosen": chosen,
+        "model_images_per_s": found.rates,
+        "dropped": found.dropped,
+        "chosen": found.chosen,
         "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_atomic(record_path, (json.dumps(record, indent=2) + "\n").encode())
+    return found.exported[found.chosen]
+
+
+@dataclass
+class Race:
+    """Candidates exported, those dropped (and why), their rates here, and the winner."""
+
+    exported: dict[str, Path]
+    dropped: dict[str, str]
+    rates: dict[str, float]
+    chosen: str
+
+
+def race(
+    candidates: Iterable[str],
+    export_one: Callable[[str], Path],
+    dropped_on: tuple[type[Exception], ...],
+    say: Progress,
+) -> Race:
+    """Export each candidate precision (a `dropped_on` error drops it), measure the rest on
+    this CPU and choose: the one rule behind `--precision auto` everywhere."""
+    exported: dict[str, Path] = {}
+    dropped: dict[str, str] = {}
+    for candidate in candidates:
+        try:
+            exported[candidate] = export_one(candidate)
+        except dropped_on as exc:
+            dropped[candidate] = str(exc)
+            say(f"{candidate}: not used ({exc})")
+    if not exported:
+        raise XDepthError(f"no precision passed its checks: {dropped}")
+    rates = measure_rates(exported, say)
+    chosen = choose_precision(rates)
     said = ", ".join(f"{p} {r:.3g}" for p, r in rates.items())
-    say(f"{card.name}: {chosen} is the fastest on this CPU ({said} images/s, model only)")
-    return exported[chosen]
+    say(f"{chosen} is the fastest on this CPU ({said} images/s, model only)")
+    return Race(exported, dropped, rates, chosen)
 
 
 def choose_precision(rates: dict[str, float]) -> str:

@@ -14,10 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from xdepth.errors import XDepthError
 from xdepth.export.artifact import FidelityError, NondeterministicRuntime, export
 from xdepth.formats import get_format
-from xdepth.model_cache import choose_precision, measure_rates, native_precisions
+from xdepth.model_cache import native_precisions, race
 
 
 def export_fastest(
@@ -33,28 +32,18 @@ def export_fastest(
     say = progress or (lambda message: None)
     out = Path(out_dir)
     offered = [p for p in native_precisions() if p in get_format(fmt).precisions]
-    exported: dict[str, Path] = {}
-    dropped: dict[str, str] = {}
+
+    def export_one(precision: str) -> Path:
+        target = out.with_name(f".{out.name}.auto-{precision}")
+        return export(variant_or_dir, target, fmt=fmt, precision=precision, progress=say, **options)
+
     try:
-        for precision in offered:
-            target = out.with_name(f".{out.name}.auto-{precision}")
-            try:
-                exported[precision] = export(
-                    variant_or_dir, target, fmt=fmt, precision=precision, progress=say, **options
-                )
-            except (FidelityError, NondeterministicRuntime) as exc:
-                dropped[precision] = str(exc)
-                say(f"{precision}: not used ({exc})")
-        if not exported:
-            raise XDepthError(f"no precision of {', '.join(offered)} passed its checks: {dropped}")
-        rates = measure_rates(exported, say)
-        chosen = choose_precision(rates)
+        found = race(offered, export_one, (FidelityError, NondeterministicRuntime), say)
         if out.exists():
             shutil.rmtree(out)
-        exported.pop(chosen).rename(out)
-        said = ", ".join(f"{p} {r:.3g}" for p, r in rates.items())
-        say(f"{chosen} is the fastest on this CPU ({said} images/s, model only)")
-        return out, {"model_images_per_s": rates, "dropped": dropped, "chosen": chosen}
+        found.exported.pop(found.chosen).rename(out)
+        return out, {"model_images_per_s": found.rates, "dropped": found.dropped,
+                     "chosen": found.chosen}  # fmt: skip
     finally:
-        for folder in exported.values():
-            shutil.rmtree(folder, ignore_errors=True)
+        for precision in offered:  # the candidates not chosen, and any left by a failure
+            shutil.rmtree(out.with_name(f".{out.name}.auto-{precision}"), ignore_errors=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from xdepth.artifact import MANIFEST_NAME
 from xdepth.export.calibration import DEFAULT_CALIBRATION_SIZE, DEFAULT_FIDELITY_IMAGES
@@ -80,10 +81,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     def progress(message: str) -> None:
         print(f"xdepth export: {message}", file=sys.stderr)
 
-    options = {
+    options: dict = {
         "weights": args.weights,
         "random_init": args.random_init,
         "fmt": args.format,
+        "input_size": args.input_size,
+        "fidelity_floor": args.min_delta1,
+        "flavour": args.flavour,
+        "fidelity_images": args.fidelity_images,
         "progress": progress,
     }
     if args.precision == "auto":
@@ -96,38 +101,22 @@ def _cmd_export(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         from xdepth.export.auto import export_fastest
 
-        try:
-            out, _ = export_fastest(
-                args.variant_or_dir,
-                args.output,
-                input_size=args.input_size,
-                fidelity_floor=args.min_delta1,
-                flavour=args.flavour,
-                fidelity_images=args.fidelity_images,
-                **options,
-            )
-        except (FidelityError, NondeterministicRuntime, ConversionError) as exc:
-            print(f"xdepth export: {exc}", file=sys.stderr)
-            return EXIT_FAILED
-        manifest = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
-        print(_summary(manifest))
-        print(f"wrote {out}")
-        return EXIT_OK
+        def run() -> Path:
+            return export_fastest(args.variant_or_dir, args.output, **options)[0]
+    else:
+        options |= {
+            "precision": args.precision,
+            "calibration": args.calibration,
+            "calibration_size": args.calibration_size,
+            "accuracy_control": args.accuracy_control,
+            "max_delta1_drop": 0.01 if args.max_delta1_drop is None else args.max_delta1_drop,
+        }
+
+        def run() -> Path:
+            return export(args.variant_or_dir, args.output, **options)
+
     try:
-        out = export(
-            args.variant_or_dir,
-            args.output,
-            precision=args.precision,
-            calibration=args.calibration,
-            calibration_size=args.calibration_size,
-            input_size=args.input_size,
-            fidelity_floor=args.min_delta1,
-            accuracy_control=args.accuracy_control,
-            max_delta1_drop=0.01 if args.max_delta1_drop is None else args.max_delta1_drop,
-            flavour=args.flavour,
-            fidelity_images=args.fidelity_images,
-            **options,
-        )
+        out = run()
     except (FidelityError, NondeterministicRuntime, ConversionError) as exc:
         # The export ran but its result failed a check: a failure, not a usage error.
         print(f"xdepth export: {exc}", file=sys.stderr)
