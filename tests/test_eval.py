@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import hashlib
 import json
@@ -177,3 +178,35 @@ def test_cli_runs_and_documents_the_protocol(tiny_artifact, miniatures, tmp_path
     text = capsys.readouterr().out
     for phrase in ("45:471", "0.40810811", "disparity", "0.6 < d < 350", "Marigold"):
         assert phrase in text
+
+
+def test_bench_eval_data_columns_and_pareto_axis(tiny_artifact, miniatures) -> None:
+    from xdepth.api import open_backend
+    from xdepth.bench.eval_cells import benchmark_scores, parse_eval_data
+    from xdepth.bench.report import accuracy_axis, pareto_figure
+
+    mini = miniatures["kitti"]
+    given = parse_eval_data(f"KITTI={mini.tar}@{mini.split}, nyuv2={mini.folder}")
+    assert given == {
+        "kitti": {"data": str(mini.tar), "split": str(mini.split)},
+        "nyuv2": {"data": str(mini.folder), "split": None},
+    }
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_eval_data("sintel=x")
+    found = benchmark_scores(open_backend(tiny_artifact), {"kitti": given["kitti"]}, limit=2)
+    assert found["kitti"]["images"] == 2 and set(found["kitti"]) == {"abs_rel", "delta1", "images"}
+    assert 0 <= found["kitti"]["delta1"] <= 1
+    cell = {
+        "variant": "v", "random_init": False, "contender": "xdepth", "format": "openvino",
+        "mode": "model-only", "error": None, "images_per_s": {"median": 2.0},
+        "fidelity": {"delta1": 0.99}, "benchmarks": found,
+    }  # fmt: skip
+    cells = [cell | {"precision": "f32"}, cell | {"precision": "int8", "benchmarks": None}]
+    assert accuracy_axis(cells) == (
+        ("benchmarks", "kitti", "delta1"),
+        "accuracy: delta1 on KITTI (xdepth eval)",
+    )
+    axes = pareto_figure(cells).axes[0]
+    assert axes.get_xlabel().startswith("accuracy: delta1 on KITTI")
+    assert [t.get_text() for t in axes.texts] == ["v OV f32"]
+    assert accuracy_axis([cells[1]])[0] == ("fidelity", "delta1")
