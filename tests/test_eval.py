@@ -168,11 +168,12 @@ def test_cli_runs_and_documents_the_protocol(tiny_artifact, miniatures, tmp_path
     mini = miniatures["diode"]
     out = tmp_path / "out"
     args = [str(tiny_artifact), "--dataset", "diode", "--data", str(mini.tar), "-o", str(out)]
-    assert main(["eval", *args, "--split", str(mini.split), "--quiet"]) == 0
+    assert main(["eval", *args, "--quiet"]) == 0  # the list beside the tar that names the set
     record = json.loads((out / "eval.json").read_text())
     assert record["protocol"]["alignment"] == "scale-shift"
     assert record["protocol"]["space"] == "disparity"
     assert record["dataset"]["split_size"] == 3
+    assert record["dataset"]["split_file"] == str(mini.split)
     with pytest.raises(SystemExit):
         main(["eval", "--help"])
     text = capsys.readouterr().out
@@ -210,3 +211,14 @@ def test_bench_eval_data_columns_and_pareto_axis(tiny_artifact, miniatures) -> N
     assert axes.get_xlabel().startswith("accuracy: delta1 on KITTI")
     assert [t.get_text() for t in axes.texts] == ["v OV f32"]
     assert accuracy_axis([cells[1]])[0] == ("fidelity", "delta1")
+
+
+def test_published_figures_print_beside_ours() -> None:
+    from xdepth.eval.runner import describe_scores
+    from xdepth.registry import get_card
+
+    published = get_card("depth-anything-small").published["nyuv2"]
+    assert (published["abs_rel"], published["delta1"]) == (0.053, 0.972)
+    ours = dict.fromkeys(("abs_rel", "delta1", "delta2", "delta3", "rmse", "log10"), 0.5)
+    text = describe_scores(ours, published)
+    assert "0.053" in text and "0.972" in text and "LiheYoung/Depth-Anything README" in text

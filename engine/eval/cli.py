@@ -26,10 +26,10 @@ MODEL: an artifact folder (as --artifact), or a variant name, card or HF folder,
 
 data (--data: the set's tar archive, read in place, or its extracted folder; --split: the
   file list, one 'rgb depth [third]' line per sample, paths relative to the set's root;
-  without --split, the set's own list inside the archive or beside it, or the only .txt
-  at its root). Layouts, encodings, ranges and crops are those of Marigold's evaluation
-  code (github.com/prs-eth/Marigold, src/dataset/*_dataset.py, config/dataset/*.yaml,
-  data_split/*):
+  without --split, the set's own list inside the archive or beside it, the only .txt at
+  its root, or the only .txt beside it). Layouts, encodings, ranges and crops are those
+  of Marigold's evaluation code (github.com/prs-eth/Marigold, src/dataset/*_dataset.py,
+  config/dataset/*.yaml, data_split/*):
 {chr(10).join(_describe(spec) for spec in DATASETS.values())}
   png_mm: 16-bit PNG in millimetres; png_256: 16-bit PNG / 256 (KITTI, 0 = no LiDAR);
   float32_raw: ETH3D's float32 binary at the image's size (inf = none); npy_mask: DIODE's
@@ -74,6 +74,7 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
         "--split",
         "--split-file",
         "--file-list",
+        "--filenames",
         dest="split",
         metavar="FILE",
         help="the split's file list (default: found in or beside --data)",

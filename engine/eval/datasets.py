@@ -26,7 +26,10 @@ diode     diode_val.tar, diode_val_all_   float32 ``.npy`` in metres, with the  
           indoor + 446 outdoor)           column
 ========  ==============================  ====================================  ==============
 
-Marigold reads ETH3D at a fixed 4032 x 6048; here the binary is shaped like its RGB image
+KITTI is scored on the full frame with the Garg crop (the crop of BTS's ``bts_eval.py``,
+which the KITTI tables of the depth papers use); Marigold's config first cuts the frame to
+the benchmark's 352 x 1216 and takes the Eigen crop (``--crop eigen-kitti`` selects that
+crop). Marigold reads ETH3D at a fixed 4032 x 6048; here the binary is shaped like its RGB image
 (the same size in the real set), so smaller copies read too. DIODE's mask and its range both
 apply (Marigold takes the mask only; the range holds for every masked pixel of the real set).
 """
@@ -265,7 +268,8 @@ class Dataset:
 
 def find_split(archive: Archive, data: Path, spec: DatasetSpec) -> Path | str:
     """The file list when --split is not given: the set's own list name, inside the archive
-    or folder, or beside it; else the only ``.txt`` at the set's root."""
+    or folder, or beside it; else the only ``.txt`` at the set's root; else the only one
+    beside it naming the set, or the only one beside it."""
     inside = archive.top_level_lists()
     for name in spec.list_names:
         if name in inside:
@@ -275,6 +279,11 @@ def find_split(archive: Archive, data: Path, spec: DatasetSpec) -> Path | str:
             return beside
     if len(inside) == 1:
         return inside[0]
+    beside = sorted(data.parent.glob("*.txt"))
+    named = [path for path in beside if spec.name in path.name.lower()]
+    for candidates in (named, beside):
+        if len(candidates) == 1:
+            return candidates[0]
     raise DatasetError(
         f"no file list for {spec.name}: give --split FILE (Marigold's data_split/ file, e.g. "
         f"{spec.list_names[0]}); found {len(inside)} .txt files at the root of {data}"
