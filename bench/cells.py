@@ -20,6 +20,7 @@ from typing import Any
 
 from PIL import Image
 
+from xdepth.bench.eval_cells import benchmark_scores
 from xdepth.bench.measure import (
     peak_rss,
     seconds,
@@ -157,6 +158,9 @@ def artifact_cells(
             engine = DepthEngine(artifact, outputs=OUTPUTS, **options)
             if fidelity is None:  # the stream count does not change the numbers
                 fidelity = fidelity_of(engine.backend, run)
+                fidelity["benchmarks"] = benchmark_scores(
+                    engine.backend, settings.get("eval_data"), settings.get("eval_images")
+                )
             where = {
                 "contender": "xdepth",
                 "fmt": fmt,

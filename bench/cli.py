@@ -86,6 +86,13 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     add("--results-dir", help="results root (default bench/results or $XDEPTH_BENCH_RESULTS)")
     add("--name", help="result name (default bench-quick or bench)")
     add("--no-plot", action="store_true", help="write no Pareto plot")
+    add(
+        "--eval-data",
+        type=_eval_data,
+        help="real accuracy per artifact: nyuv2=PATH[@SPLIT],kitti=PATH,... (xdepth eval's "
+        "sets and protocol; the Pareto plot then uses the first set's delta1)",
+    )
+    add("--eval-images", type=_positive, help="score the first N samples of each set only")
 
 
 def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -110,7 +117,15 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "weights": args.weights,
         "calibration_size": args.calibration_size,
         "ceiling": not args.no_ceiling,
+        "eval_data": getattr(args, "eval_data", None),
+        "eval_images": getattr(args, "eval_images", None),
     }
+
+
+def _eval_data(text: str) -> dict[str, Any]:
+    from xdepth.bench.eval_cells import parse_eval_data
+
+    return parse_eval_data(text)
 
 
 def _peers(text: str) -> list[str]:

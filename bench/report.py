@@ -21,6 +21,7 @@ from typing import Any
 
 from xdepth.bench.common import RESULTS_DIR
 from xdepth.bench.schema import SUITE
+from xdepth.eval.datasets import DATASETS
 from xdepth.post import write_atomic
 
 START, END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
@@ -63,12 +64,22 @@ def _label(cell: dict[str, Any]) -> str:
     return f"{cell['variant']} {who}{fmt} {cell['precision']}{random}"
 
 
-def pareto_points(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def accuracy_axis(cells: list[dict[str, Any]]) -> tuple[tuple[str, ...], str]:
+    """The Pareto plot's x: delta1 on the first benchmark of --eval-data when the cells
+    carry one (real accuracy), else delta1 against the fp32 reference."""
+    for name, spec in DATASETS.items():
+        if any(_get(cell, "benchmarks", name, "delta1") is not None for cell in cells):
+            return ("benchmarks", name, "delta1"), f"accuracy: delta1 on {spec.title} (xdepth eval)"
+    return ("fidelity", "delta1"), "fidelity: delta1 against the fp32 reference (same images)"
+
+
+def pareto_points(
+    cells: list[dict[str, Any]], axis: tuple[str, ...] = ("fidelity", "delta1")
+) -> list[dict[str, Any]]:
     """One model-only cell per variant, contender, format and precision: the fastest."""
     best: dict[tuple, dict[str, Any]] = {}
     for cell in cells:
-        fidelity = cell.get("fidelity") or {}
-        if cell["mode"] != "model-only" or cell.get("error") or fidelity.get("delta1") is None:
+        if cell["mode"] != "model-only" or cell.get("error") or _get(cell, *axis) is None:
             continue
         key = (cell["variant"], cell["contender"], cell["format"], cell["precision"])
         rate = cell["images_per_s"]["median"]
@@ -86,35 +97,36 @@ def pareto_figure(cells: list[dict[str, Any]]) -> Any:
     # A bare Figure renders through its own Agg canvas: no pyplot, no global backend switch.
     from matplotlib.figure import Figure
 
-    points = pareto_points(cells)
+    axis, x_label = accuracy_axis(cells)
+    points = pareto_points(cells, axis)
     figure = Figure(figsize=(9, 6), layout="constrained")
     axes = figure.add_subplot()
     variants = sorted({p["variant"] for p in points})
     colours = {v: f"C{i % 10}" for i, v in enumerate(variants)}
     for point in points:
-        x, y = point["fidelity"]["delta1"], point["images_per_s"]["median"]
+        x, y = _get(point, *axis), point["images_per_s"]["median"]
         colour = colours[point["variant"]]
         face = "none" if point["random_init"] else colour
         axes.scatter([x], [y], s=60, edgecolors=colour, facecolors=face, linewidths=1.5)
         axes.annotate(_label(point), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
     for variant in variants:
-        front = _front([p for p in points if p["variant"] == variant])
-        xs = [p["fidelity"]["delta1"] for p in front]
+        front = _front([p for p in points if p["variant"] == variant], axis)
+        xs = [_get(p, *axis) for p in front]
         ys = [p["images_per_s"]["median"] for p in front]
         axes.plot(xs, ys, linestyle="--", linewidth=0.8, color=colours[variant])
     if points:
         axes.set_yscale("log")
     axes.margins(x=0.25)  # room for the labels right of the points
-    axes.set_xlabel("fidelity: delta1 against the fp32 reference (same images)")
+    axes.set_xlabel(x_label)
     axes.set_ylabel("model-only images/s (median of timed runs)")
     axes.set_title("xdepth bench: throughput against fidelity (hollow = random init)")
     axes.grid(True, which="both", alpha=0.3)
     return figure
 
 
-def _front(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Points not beaten on both fidelity and speed, by decreasing fidelity."""
-    ordered = sorted(points, key=lambda p: (-p["fidelity"]["delta1"], -_rate(p)))
+def _front(points: list[dict[str, Any]], axis: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Points not beaten on both accuracy and speed, by decreasing accuracy."""
+    ordered = sorted(points, key=lambda p: (-_get(p, *axis), -_rate(p)))
     front, fastest = [], 0.0
     for point in ordered:
         if _rate(point) > fastest:
@@ -144,6 +156,7 @@ CSV_COLUMNS: dict[str, tuple[str, ...]] = {
     "first_result_warm_s": ("first_result_s", "warm_cache"),
     **{f"fidelity_{k}": ("fidelity", k) for k in ("delta1", "abs_rel", "mask_iou")},
     **{f"accuracy_{k}": ("accuracy", k) for k in ("delta1", "abs_rel", "mask_iou")},
+    **{f"{d}_{k}": ("benchmarks", d, k) for d in DATASETS for k in ("abs_rel", "delta1")},
 }
 CSV_PLAIN = (
     "variant", "random_init", "weights", "contender", "format", "precision", "mode",

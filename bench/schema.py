@@ -36,6 +36,7 @@ CELL_KEYS = (
     "first_result_s",  # {"cold_cache", "warm_cache", "what"}
     "fidelity",  # vs the fp32 reference: {"delta1", "abs_rel", "mask_iou"}
     "accuracy",  # vs ground truth (real weights only): {"delta1", "abs_rel", "mask_iou"}
+    "benchmarks",  # --eval-data: {"nyuv2": {"abs_rel", "delta1", "images"}, ...}
     "gflop_per_image",
     "achieved_tflops",
     "peak_key",

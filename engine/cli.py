@@ -167,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no messages about the model")
     demo.set_defaults(func=_cmd_demo)
 
+    # eval registers itself too (xdepth.eval.cli): accuracy on the field's benchmarks.
+    from xdepth.eval.cli import add_eval_parser
+
+    add_eval_parser(sub)
+
     # Like export, bench registers itself; torch and openvino load only when it runs.
     from xdepth.bench.cli import add_bench_parser
 

@@ -54,6 +54,27 @@ def recipe_mask(inv_depth: np.ndarray, threshold_u8: int = SEED_THRESHOLD_U8) ->
     return (inv * 255 / peak).astype(np.uint8) > threshold_u8
 
 
+def fit_scale_shift(
+    pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None, *, shift: bool = True
+) -> tuple[float, float]:
+    """Least-squares ``s, t`` minimising ``|s * pred + t - gt|^2`` over `valid` finite pixels
+    (``t = 0`` when ``shift`` is False: scale-only alignment)."""
+    p64 = np.asarray(pred, dtype=np.float64)
+    g64 = np.asarray(gt, dtype=np.float64)
+    _check_same_shape(p64, g64, "fit_scale_shift(pred, gt)")
+    keep = np.ones(p64.shape, bool) if valid is None else np.asarray(valid, bool)
+    _check_same_shape(p64, keep, "fit_scale_shift(pred, valid)")
+    keep = keep & np.isfinite(p64) & np.isfinite(g64)
+    if keep.sum() < 2:
+        raise ValueError("fit_scale_shift: fewer than 2 valid pixels")
+    p, g = p64[keep], g64[keep]
+    if not shift:
+        return float(np.dot(p, g) / np.dot(p, p)), 0.0
+    a = np.stack([p, np.ones_like(p)], axis=1)
+    (scale, offset), *_ = np.linalg.lstsq(a, g, rcond=None)
+    return float(scale), float(offset)
+
+
 def align_scale_shift(
     pred_inv: np.ndarray, gt_inv: np.ndarray, valid: np.ndarray | None = None
 ) -> tuple[np.ndarray, float, float]:
@@ -61,18 +82,8 @@ def align_scale_shift(
 
     Returns ``(s * pred_inv + t, s, t)`` over the whole image, in float64.
     """
-    pred = np.asarray(pred_inv, dtype=np.float64)
-    gt = np.asarray(gt_inv, dtype=np.float64)
-    _check_same_shape(pred, gt, "align_scale_shift(pred_inv, gt_inv)")
-    keep = np.ones(pred.shape, bool) if valid is None else np.asarray(valid, bool)
-    _check_same_shape(pred, keep, "align_scale_shift(pred_inv, valid)")
-    keep = keep & np.isfinite(pred) & np.isfinite(gt)
-    if keep.sum() < 2:
-        raise ValueError("align_scale_shift: fewer than 2 valid pixels")
-    p, g = pred[keep], gt[keep]
-    a = np.stack([p, np.ones_like(p)], axis=1)
-    (scale, shift), *_ = np.linalg.lstsq(a, g, rcond=None)
-    return scale * pred + shift, float(scale), float(shift)
+    scale, shift = fit_scale_shift(pred_inv, gt_inv, valid)
+    return scale * np.asarray(pred_inv, dtype=np.float64) + shift, scale, shift
 
 
 def delta1(pred_depth: np.ndarray, gt_depth: np.ndarray, valid: np.ndarray | None = None) -> float:
@@ -85,6 +96,28 @@ def abs_rel(pred_depth: np.ndarray, gt_depth: np.ndarray, valid: np.ndarray | No
     """Mean of ``|p - g| / g``."""
     p, g = _valid_pair(pred_depth, gt_depth, valid, "abs_rel")
     return float(np.mean(np.abs(p - g) / g))
+
+
+def depth_errors(
+    pred_depth: np.ndarray, gt_depth: np.ndarray, valid: np.ndarray | None = None
+) -> dict[str, float]:
+    """The benchmark table's metrics of one image, over valid positive finite pixels.
+
+    AbsRel ``mean(|p - g| / g)``, delta_k the share with ``max(p / g, g / p) < 1.25 ** k``,
+    RMSE ``sqrt(mean((p - g) ** 2))`` (metres for metric ground truth) and log10
+    ``mean(|log10 p - log10 g|)``: the definitions of Marigold's ``src/util/metric.py``
+    (github.com/prs-eth/Marigold), which the depth papers' tables share.
+    """
+    p, g = _valid_pair(pred_depth, gt_depth, valid, "depth_errors")
+    ratio = np.maximum(p / g, g / p)
+    return {
+        "abs_rel": float(np.mean(np.abs(p - g) / g)),
+        "delta1": float(np.mean(ratio < 1.25)),
+        "delta2": float(np.mean(ratio < 1.25**2)),
+        "delta3": float(np.mean(ratio < 1.25**3)),
+        "rmse": float(np.sqrt(np.mean((p - g) ** 2))),
+        "log10": float(np.mean(np.abs(np.log10(p) - np.log10(g)))),
+    }
 
 
 def _valid_pair(pred, gt, valid, name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -111,6 +111,8 @@ class StageStats:
 
 
 Writer = Callable[[Task, dict[str, bytes]], tuple[Path, ...]]
+# In place of writing: a post-worker hook that consumes the task's result (e.g. scores it).
+Scorer = Callable[[Task, DepthResult], None]
 
 
 class Pipeline:
@@ -128,6 +130,7 @@ class Pipeline:
         background_image: np.ndarray | None = None,
         writer: Writer | None = None,
         skip: Callable[[Task], bool] | None = None,
+        scorer: Scorer | None = None,
     ) -> None:
         whole_number(readers, "readers")
         whole_number(post_workers, "post_workers")
@@ -137,6 +140,7 @@ class Pipeline:
         self.max_pixels = max_pixels
         self.background_image = background_image
         self.writer, self.skip = writer, skip
+        self.scorer = scorer
         requests = inference.requests
         self.read_q: queue.Queue = queue.Queue(2 * readers)
         self.infer_q: queue.Queue = queue.Queue(max(2, requests))
@@ -234,6 +238,8 @@ class Pipeline:
             elif isinstance(source, np.ndarray):
                 task.image = image_from_array(source)
                 decoded = None
+            elif callable(getattr(source, "decode", None)):  # e.g. a benchmark sample
+                decoded = source.decode(self.max_pixels)
             else:
                 raise TypeError(
                     f"input #{task.index} is a {type(source).__name__}; give a path, "
@@ -323,6 +329,10 @@ class Pipeline:
                 path=task.path,
                 rel=task.rel,
             )
+            if self.scorer is not None:
+                stage = "score"
+                self.scorer(task, result)
+                return
             if self.writer is None:
                 result.mask  # noqa: B018  (computed here, in the pool, not by the caller)
                 task.result = result
@@ -339,7 +349,7 @@ class Pipeline:
                 self._halt(fault)
         finally:
             task.depth = None
-            if self.writer is not None:
+            if self.writer is not None or self.scorer is not None:
                 task.image = None
 
     def _halt(self, fault: StorageFault) -> None:

@@ -63,6 +63,9 @@ class Card:
     params_not_in_checkpoint: int = 0
     test_only: bool = False
     weights: str = ""  # weights shipped inside the package (relative to configs/), if any
+    # Published zero-shot figures per evaluation set (xdepth.eval): {"nyuv2": {"abs_rel":
+    # 0.048, "delta1": 0.980, "source": "<paper or README, table>"}}; cited figures only.
+    published: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
     path: Path | None = field(default=None, compare=False)
 
     @property
@@ -101,6 +104,7 @@ def parse_card(data: dict[str, Any], path: Path | None = None) -> Card:
             params_not_in_checkpoint=data.get("params_not_in_checkpoint", 0),
             test_only=bool(data.get("test_only", False)),
             weights=data.get("weights", ""),
+            published={k: dict(v) for k, v in data.get("published", {}).items()},
             path=path,
         )
     except KeyError as exc:
@@ -117,7 +121,18 @@ def parse_card(data: dict[str, Any], path: Path | None = None) -> Card:
         raise CardError(f"{where}: config.model_type is missing")
     _check_preprocess(card.preprocess, where)
     _check_params(card, where)
+    _check_published(card, where)
     return card
+
+
+def _check_published(card: Card, where: str) -> None:
+    """Every published figure is a number and every set's figures name their source."""
+    for dataset, figures in card.published.items():
+        if not str(figures.get("source", "")).strip():
+            raise CardError(f"{where}: published.{dataset} needs a source (paper, table)")
+        for name, value in figures.items():
+            if name != "source" and not _is_number(value):
+                raise CardError(f"{where}: published.{dataset}.{name} must be a number")
 
 
 def _check_preprocess(pre: Preprocess, where: str) -> None:

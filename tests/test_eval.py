@@ -1,0 +1,224 @@
+"""`xdepth eval` on miniatures of NYUv2, KITTI, ETH3D, ScanNet and DIODE (tests/eval_layouts)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from eval_layouts import Miniature, write_miniature
+
+from xdepth.cli import main
+from xdepth.eval import DATASETS, evaluate, make_protocol, open_dataset, score_image
+from xdepth.eval.protocol import crop_mask, valid_mask
+
+SETS = tuple(DATASETS)
+
+
+@pytest.fixture(scope="module")
+def miniatures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Miniature]:
+    root = tmp_path_factory.mktemp("sets")
+    return {name: write_miniature(root, name) for name in SETS}
+
+
+class Oracle:
+    """A backend that answers each image with its own ground truth, as a model would in
+    disparity: ``scale / depth + shift`` (0 where there is no ground truth)."""
+
+    name = "oracle"
+
+    def __init__(self, mini: Miniature, scale: float = 1.0, shift: float = 0.0, wrong=None):
+        dataset = open_dataset(mini.name, mini.folder, mini.split)
+        self.answers = {}
+        for sample in dataset.samples:
+            image = sample.decode(10**8).rgb
+            gt = mini.depth_m[sample.name]
+            inv = np.where(gt > 0, scale / np.where(gt > 0, gt, 1) + shift, 0.0)
+            if wrong is not None:  # pixels the protocol must leave out, answered wrongly
+                inv[wrong(gt)] = 50.0
+            self.answers[hashlib.sha256(image.tobytes()).hexdigest()] = inv.astype(np.float32)
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        return self.answers[hashlib.sha256(image.tobytes()).hexdigest()]
+
+
+def _evaluate(backend, mini: Miniature, out: Path, source: str = "tar", **protocol):
+    dataset = open_dataset(mini.name, getattr(mini, source), mini.split)
+    spec = dataset.spec
+    return evaluate(
+        backend, dataset, out, make_protocol(spec, "relative_inverse_depth", **protocol), quiet=True
+    )
+
+
+@pytest.mark.parametrize("source", ["tar", "folder"])
+@pytest.mark.parametrize("name", SETS)
+def test_ground_truth_as_prediction_scores_perfectly(miniatures, tmp_path, name, source):
+    mini = miniatures[name]
+    summary = _evaluate(Oracle(mini), mini, tmp_path / "out", source)
+    assert summary.run.failed == 0 and summary.record["scored"] == 3
+    assert summary.scores["abs_rel"] == pytest.approx(0, abs=1e-6)
+    assert summary.scores["delta1"] == 1.0
+    assert summary.scores["rmse"] == pytest.approx(0, abs=1e-6)
+    record = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert record["dataset"]["split_size"] == 3 and record["dataset"]["name"] == name
+    assert record["metrics"]["delta3"] == 1.0
+    assert set(record) >= {"model", "precision", "effective_precision", "cpu", "images_per_s"}
+
+
+@pytest.mark.parametrize("name", ["nyuv2", "kitti"])
+def test_affine_distortion_in_disparity_is_aligned_away(miniatures, tmp_path, name):
+    mini = miniatures[name]
+    summary = _evaluate(Oracle(mini, scale=3.0, shift=0.2), mini, tmp_path / "out")
+    assert summary.scores["abs_rel"] == pytest.approx(0, abs=1e-6)
+    assert summary.scores["delta1"] == 1.0
+    rows = list(csv.DictReader((tmp_path / "out" / "per_image.csv").open()))
+    assert [float(r["scale"]) for r in rows] == pytest.approx([1 / 3] * 3, rel=1e-5)
+    assert [float(r["shift"]) for r in rows] == pytest.approx([-0.2 / 3] * 3, abs=1e-6)
+    # Without alignment the same prediction is far off.
+    raw = _evaluate(Oracle(mini, 3.0, 0.2), mini, tmp_path / "raw", alignment="none")
+    assert raw.scores["delta1"] < 0.5
+
+
+def test_hand_computed_metrics() -> None:
+    """Metric prediction, no alignment: four valid pixels (0 and 20 m are out of NYU's
+    range), predicted 1, 2.6, 2, 8 m against 1, 2, 4, 8 m."""
+    gt = np.array([[1.0, 2.0, 4.0], [0.0, 8.0, 20.0]])
+    pred_m = np.array([[1.0, 2.6, 2.0], [5.0, 8.0, 3.0]])
+    protocol = make_protocol(DATASETS["scannet"], "metric_depth_m")
+    scores = score_image(1.0 / pred_m, gt, protocol)
+    assert scores["valid_px"] == 4
+    assert scores["abs_rel"] == pytest.approx((0.3 + 0.5) / 4, rel=1e-12)
+    assert scores["delta1"] == 0.5  # ratios 1, 1.3, 2, 1
+    assert scores["delta2"] == 0.75  # 1.3 < 1.5625 <= 2
+    assert scores["delta3"] == 0.75  # 2 >= 1.953125
+    assert scores["rmse"] == pytest.approx(math.sqrt((0.6**2 + 2**2) / 4), rel=1e-12)
+    assert scores["log10"] == pytest.approx((math.log10(1.3) + math.log10(2)) / 4, rel=1e-12)
+    # Scale-only in depth: s = sum(p g) / sum(p p) over the valid pixels.
+    forced = make_protocol(DATASETS["scannet"], "metric_depth_m", alignment="scale")
+    scale = score_image(1.0 / pred_m, gt, forced)["scale"]
+    assert scale == pytest.approx((1 + 5.2 + 8 + 64) / (1 + 2.6**2 + 4 + 64), rel=1e-12)
+
+
+def test_crops_and_ranges_exclude_exactly_their_pixels() -> None:
+    nyu = crop_mask("eigen-nyu", (480, 640))
+    assert nyu.sum() == 426 * 560 and nyu[45, 41] and not nyu[44, 41] and not nyu[470, 601]
+    garg = crop_mask("garg", (375, 1242))  # KITTI's frame: rows 153:371, cols 44:1197
+    rows, cols = np.nonzero(garg)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (153, 370, 44, 1196)
+    assert garg.sum() == 218 * 1153
+    protocol = make_protocol(DATASETS["kitti"], "relative_inverse_depth", crop="none")
+    gt = np.array([[0.0, 1e-5, 2e-5, 79.9, 80.0, np.inf]])
+    assert valid_mask(gt, protocol).tolist() == [[False, False, True, True, False, False]]
+    diode = make_protocol(DATASETS["diode"], "relative_inverse_depth")
+    gt = np.array([[0.6, 0.61, 349.0, 350.0]])
+    mask = np.array([[True, False, True, True]])
+    assert valid_mask(gt, diode, mask).tolist() == [[False, False, True, False]]
+
+
+def test_pixels_outside_crop_and_range_do_not_count(miniatures, tmp_path) -> None:
+    """NYU at 480 x 640, every depth within 10 m: a prediction wrong only outside the
+    Eigen crop scores perfectly, and without the crop it does not; one wrong only beyond
+    NYU's 10 m scores perfectly too."""
+    mini = write_miniature(tmp_path / "big", "nyuv2", count=1, hw=(480, 640), depth_scale=0.6)
+    oracle = Oracle(mini, wrong=lambda gt: ~crop_mask("eigen-nyu", gt.shape))
+    scores = _evaluate(oracle, mini, tmp_path / "out").scores
+    assert scores["abs_rel"] == pytest.approx(0, abs=1e-6) and scores["delta1"] == 1.0
+    assert _evaluate(oracle, mini, tmp_path / "nocrop", crop="none").scores["delta1"] < 0.9
+    far = miniatures["nyuv2"]
+    assert any((gt >= 10).any() for gt in far.depth_m.values())
+    oracle = Oracle(far, wrong=lambda gt: gt >= 10)
+    assert _evaluate(oracle, far, tmp_path / "far").scores["delta1"] == 1.0
+
+
+def test_resume_and_damaged_samples(miniatures, tmp_path) -> None:
+    mini = write_miniature(tmp_path / "sets", "scannet", count=4)
+    oracle = Oracle(mini)
+    names = sorted(mini.depth_m)
+    (mini.folder / names[1]).write_bytes(b"not a jpeg")  # damaged image
+    depth_of = {line.split()[0]: line.split()[1] for line in mini.split.read_text().splitlines()}
+    (mini.folder / depth_of[names[2]]).unlink()  # missing ground truth
+    out = tmp_path / "out"
+    first = _evaluate(oracle, mini, out, "folder")
+    assert (first.record["scored"], first.record["failed"]) == (2, 2)
+    errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    assert sorted(e["path"] for e in errors) == [names[1], names[2]]
+    assert first.scores["delta1"] == 1.0
+    again = _evaluate(oracle, mini, out, "folder")
+    assert (again.run.skipped, again.run.ok, again.record["scored"]) == (2, 0, 2)
+    assert len(list(csv.DictReader((out / "per_image.csv").open()))) == 2
+
+
+def test_reference_and_openvino_f32_agree(tiny_artifact, miniatures, tmp_path) -> None:
+    from xdepth.api import open_backend
+    from xdepth.cli_options import reference_backend
+
+    mini = miniatures["nyuv2"]
+    ov = _evaluate(open_backend(tiny_artifact), mini, tmp_path / "ov").scores
+    ref = _evaluate(reference_backend("tiny-dpt-beit", None, True), mini, tmp_path / "ref")
+    for name in ov:
+        assert ov[name] == pytest.approx(ref.scores[name], abs=1e-4), name
+
+
+def test_cli_runs_and_documents_the_protocol(tiny_artifact, miniatures, tmp_path, capsys):
+    mini = miniatures["diode"]
+    out = tmp_path / "out"
+    args = [str(tiny_artifact), "--dataset", "diode", "--data", str(mini.tar), "-o", str(out)]
+    assert main(["eval", *args, "--quiet"]) == 0  # the list beside the tar that names the set
+    record = json.loads((out / "eval.json").read_text())
+    assert record["protocol"]["alignment"] == "scale-shift"
+    assert record["protocol"]["space"] == "disparity"
+    assert record["dataset"]["split_size"] == 3
+    assert record["dataset"]["split_file"] == str(mini.split)
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    text = capsys.readouterr().out
+    for phrase in ("45:471", "0.40810811", "disparity", "0.6 < d < 350", "Marigold"):
+        assert phrase in text
+
+
+def test_bench_eval_data_columns_and_pareto_axis(tiny_artifact, miniatures) -> None:
+    from xdepth.api import open_backend
+    from xdepth.bench.eval_cells import benchmark_scores, parse_eval_data
+    from xdepth.bench.report import accuracy_axis, pareto_figure
+
+    mini = miniatures["kitti"]
+    given = parse_eval_data(f"KITTI={mini.tar}@{mini.split}, nyuv2={mini.folder}")
+    assert given == {
+        "kitti": {"data": str(mini.tar), "split": str(mini.split)},
+        "nyuv2": {"data": str(mini.folder), "split": None},
+    }
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_eval_data("sintel=x")
+    found = benchmark_scores(open_backend(tiny_artifact), {"kitti": given["kitti"]}, limit=2)
+    assert found["kitti"]["images"] == 2 and set(found["kitti"]) == {"abs_rel", "delta1", "images"}
+    assert 0 <= found["kitti"]["delta1"] <= 1
+    cell = {
+        "variant": "v", "random_init": False, "contender": "xdepth", "format": "openvino",
+        "mode": "model-only", "error": None, "images_per_s": {"median": 2.0},
+        "fidelity": {"delta1": 0.99}, "benchmarks": found,
+    }  # fmt: skip
+    cells = [cell | {"precision": "f32"}, cell | {"precision": "int8", "benchmarks": None}]
+    assert accuracy_axis(cells) == (
+        ("benchmarks", "kitti", "delta1"),
+        "accuracy: delta1 on KITTI (xdepth eval)",
+    )
+    axes = pareto_figure(cells).axes[0]
+    assert axes.get_xlabel().startswith("accuracy: delta1 on KITTI")
+    assert [t.get_text() for t in axes.texts] == ["v OV f32"]
+    assert accuracy_axis([cells[1]])[0] == ("fidelity", "delta1")
+
+
+def test_published_figures_print_beside_ours() -> None:
+    from xdepth.eval.runner import describe_scores
+    from xdepth.registry import get_card
+
+    published = get_card("depth-anything-small").published["nyuv2"]
+    assert (published["abs_rel"], published["delta1"]) == (0.053, 0.972)
+    ours = dict.fromkeys(("abs_rel", "delta1", "delta2", "delta3", "rmse", "log10"), 0.5)
+    text = describe_scores(ours, published)
+    assert "0.053" in text and "0.972" in text and "LiheYoung/Depth-Anything README" in text
