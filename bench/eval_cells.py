@@ -36,9 +36,9 @@ def benchmark_scores(
     if not eval_data:
         return None
     from xdepth.eval import evaluate, make_protocol, open_dataset
-    from xdepth.inference import make_inference
+    from xdepth.backends.interface import as_backend
 
-    inference = make_inference(backend)
+    inference = as_backend(backend)
     figures: dict[str, dict[str, float]] = {}
     for name, where in eval_data.items():
         dataset = open_dataset(name, str(where["data"]), where["split"])

@@ -124,15 +124,15 @@ def _model_from_positional(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from xdepth.backends.interface import as_backend
     from xdepth.cli_options import open_model, run_options
     from xdepth.eval.datasets import open_dataset
     from xdepth.eval.protocol import make_protocol
     from xdepth.eval.runner import evaluate
-    from xdepth.inference import make_inference
 
     _model_from_positional(args)
     dataset = open_dataset(args.dataset, args.data, args.split)  # cheap checks first
-    inference = make_inference(open_model(args))
+    inference = as_backend(open_model(args))
     protocol = make_protocol(
         dataset.spec,
         inference.semantics,

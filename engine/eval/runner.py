@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xdepth.backends.interface import Backend, as_backend
 from xdepth.eval.datasets import Dataset, Sample
 from xdepth.eval.protocol import METRICS, Protocol, mean_scores, score_image
 from xdepth.hardware import cpu_info
 from xdepth.imageio import DEFAULT_MAX_PIXELS
-from xdepth.inference import Inference, make_inference
 from xdepth.pipeline import Pipeline, Task
 from xdepth.post.encoders import write_atomic
 from xdepth.post.resize import resize_depth
@@ -79,7 +79,7 @@ def describe_scores(ours: dict[str, float], published: dict[str, Any] | None) ->
     return "\n".join(rows)
 
 
-def published_figures(inference: Inference, dataset: str) -> dict[str, Any] | None:
+def published_figures(inference: Backend, dataset: str) -> dict[str, Any] | None:
     """The card's published zero-shot figures for `dataset`, when it cites some."""
     from xdepth.registry import CardError, get_card
 
@@ -106,7 +106,7 @@ def _read_scored(path: Path, names: set[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def _score(protocol: Protocol, inference: Inference, resize: str):
+def _score(protocol: Protocol, inference: Backend, resize: str):
     """The post workers' hook: the prediction at the ground truth's size, scored."""
 
     def scorer(task: Task, result: Any) -> None:
@@ -139,7 +139,7 @@ def evaluate(
     """Score `backend` on `dataset` under `protocol` into `out`; see the module docstring."""
     from xdepth.settings import PostSettings
 
-    inference = make_inference(backend)
+    inference = as_backend(backend)
     settings = PostSettings()
     record = {
         "model": inference.identity(),
@@ -204,7 +204,7 @@ def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def _eval_record(
-    inference: Inference,
+    inference: Backend,
     dataset: Dataset,
     protocol: Protocol,
     summary: RunSummary,
