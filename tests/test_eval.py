@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from eval_layouts import Miniature, write_miniature
 
+from xdepth.backends import Backend
 from xdepth.cli import main
 from xdepth.eval import DATASETS, evaluate, make_protocol, open_dataset, score_image
 from xdepth.eval.protocol import crop_mask, valid_mask
@@ -26,13 +27,14 @@ def miniatures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Miniature]
     return {name: write_miniature(root, name) for name in SETS}
 
 
-class Oracle:
+class Oracle(Backend):
     """A backend that answers each image with its own ground truth, as a model would in
     disparity: ``scale / depth + shift`` (0 where there is no ground truth)."""
 
     name = "oracle"
 
     def __init__(self, mini: Miniature, scale: float = 1.0, shift: float = 0.0, wrong=None):
+        super().__init__()
         dataset = open_dataset(mini.name, mini.folder, mini.split)
         self.answers = {}
         for sample in dataset.samples:
@@ -43,8 +45,14 @@ class Oracle:
                 inv[wrong(gt)] = 50.0
             self.answers[hashlib.sha256(image.tobytes()).hexdigest()] = inv.astype(np.float32)
 
-    def predict(self, image: np.ndarray) -> np.ndarray:
-        return self.answers[hashlib.sha256(image.tobytes()).hexdigest()]
+    def prepare(self, image_u8: np.ndarray) -> np.ndarray:
+        return image_u8
+
+    def _infer(self, model_input: np.ndarray) -> np.ndarray:
+        return self.answers[hashlib.sha256(model_input.tobytes()).hexdigest()]
+
+    def identity(self) -> dict:
+        return {"kind": "oracle"}
 
 
 def _evaluate(backend, mini: Miniature, out: Path, source: str = "tar", **protocol):

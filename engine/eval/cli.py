@@ -143,6 +143,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     out = Path(args.output or f"eval-{dataset.spec.name}")
     options = run_options(args)
+    options.pop("min_free")  # eval writes scores, not images: no per-image space margin
     summary = evaluate(inference, dataset, out, protocol, **options)
     print(summary.describe())
     print(f"wrote {out / 'eval.json'} and {out / 'per_image.csv'}", file=sys.stderr)
