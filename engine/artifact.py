@@ -250,6 +250,63 @@ def _file_name(name: str, where: str) -> str:
     return name
 
 
+def _input_spec(top: _Fields, version: int) -> InputSpec:
+    inp = top.sub("input")
+    in_graph = inp.get("preprocessing_in_graph", bool)
+    spec = InputSpec(
+        name=inp.get("name", str),
+        height=inp.get("height", int),
+        width=inp.get("width", int),
+        layout=inp.get("layout", str, ("NHWC",) if in_graph else ("NCHW",)),
+        dtype=inp.get("dtype", str, ("u8",) if in_graph else ("f32",)),
+        preprocessing_in_graph=in_graph,
+        resample=inp.get("resample", str, ("nearest", "bilinear", "bicubic", "lanczos")),
+        keep_aspect_ratio=inp.get("keep_aspect_ratio", bool),
+        ensure_multiple_of=inp.get("ensure_multiple_of", int),
+        rescale_factor=None if in_graph else float(inp.get("rescale_factor", (int, float))),
+        mean=None if in_graph else _triple(inp, "mean"),
+        std=None if in_graph else _triple(inp, "std"),
+        size=inp.get("size", str, SIZES) if version >= 2 else "static",
+    )
+    if spec.height <= 0 or spec.width <= 0:
+        raise ManifestError(f"{top.where}: input size {spec.height}x{spec.width} invalid")
+    return spec
+
+
+def _output_spec(top: _Fields) -> OutputSpec:
+    out = top.sub("output")
+    shape = out.get("shape", list)
+    if not shape or not all(isinstance(v, int) and not isinstance(v, bool) for v in shape):
+        raise ManifestError(f"{top.where}: field 'output.shape' must be a list of integers")
+    return OutputSpec(
+        name=out.get("name", str),
+        semantics=out.get("semantics", str, SEMANTICS),
+        encoding=out.get("encoding", str, ("inverse_depth",)),
+        shape=tuple(shape),
+        dtype=out.get("dtype", str, ("f32",)),
+    )
+
+
+def _files(top: _Fields) -> tuple[ArtifactFile, ...]:
+    where = top.where
+    files = []
+    for i, entry in enumerate(top.get("files", list)):
+        f = _Fields(entry, where, f"files[{i}].")
+        name = _file_name(f.get("name", str), where)
+        role = f.get("role", str, ("model", "data"))
+        files.append(ArtifactFile(name, f.get("bytes", int), f.get("sha256", str), role))
+    if sum(f.role == "model" for f in files) != 1:
+        raise ManifestError(f"{where}: 'files' must list exactly one file with role 'model'")
+    return tuple(files)
+
+
+def _optional_object(data: dict[str, Any], key: str, where: str) -> dict[str, Any] | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise ManifestError(f"{where}: field {key!r} must be an object or null")
+    return value
+
+
 def parse_manifest(data: Any, directory: Path, where: str | None = None) -> Manifest:
     """Validate a manifest's JSON object (does not touch the model files)."""
     where = where or str(directory / MANIFEST_NAME)
@@ -265,76 +322,27 @@ def parse_manifest(data: Any, directory: Path, where: str | None = None) -> Mani
     if missing:
         raise ManifestError(f"{where}: required fields missing: {', '.join(missing)}")
     fmt = top.get("format", str, tuple(FORMATS))
-    inp = top.sub("input")
-    in_graph = inp.get("preprocessing_in_graph", bool)
-    input_spec = InputSpec(
-        name=inp.get("name", str),
-        height=inp.get("height", int),
-        width=inp.get("width", int),
-        layout=inp.get("layout", str, ("NHWC",) if in_graph else ("NCHW",)),
-        dtype=inp.get("dtype", str, ("u8",) if in_graph else ("f32",)),
-        preprocessing_in_graph=in_graph,
-        resample=inp.get("resample", str, ("nearest", "bilinear", "bicubic", "lanczos")),
-        keep_aspect_ratio=inp.get("keep_aspect_ratio", bool),
-        ensure_multiple_of=inp.get("ensure_multiple_of", int),
-        rescale_factor=None if in_graph else float(inp.get("rescale_factor", (int, float))),
-        mean=None if in_graph else _triple(inp, "mean"),
-        std=None if in_graph else _triple(inp, "std"),
-        size=inp.get("size", str, SIZES) if version >= 2 else "static",
-    )
-    if input_spec.height <= 0 or input_spec.width <= 0:
-        raise ManifestError(f"{where}: input size {input_spec.height}x{input_spec.width} invalid")
-    out = top.sub("output")
-    shape = out.get("shape", list)
-    if not shape or not all(isinstance(v, int) and not isinstance(v, bool) for v in shape):
-        raise ManifestError(f"{where}: field 'output.shape' must be a list of integers")
-    output_spec = OutputSpec(
-        name=out.get("name", str),
-        semantics=out.get("semantics", str, SEMANTICS),
-        encoding=out.get("encoding", str, ("inverse_depth",)),
-        shape=tuple(shape),
-        dtype=out.get("dtype", str, ("f32",)),
-    )
-    files = []
-    for i, entry in enumerate(top.get("files", list)):
-        f = _Fields(entry, where, f"files[{i}].")
-        files.append(
-            ArtifactFile(
-                name=_file_name(f.get("name", str), where),
-                bytes=f.get("bytes", int),
-                sha256=f.get("sha256", str),
-                role=f.get("role", str, ("model", "data")),
-            )
-        )
-    if sum(f.role == "model" for f in files) != 1:
-        raise ManifestError(f"{where}: 'files' must list exactly one file with role 'model'")
     weights = top.get("weights", dict)
     _Fields(weights, where, "weights.").get("random_init", bool)
     _Fields(weights, where, "weights.").get("origin", str)
-    calibration = data.get("calibration")
-    if calibration is not None and not isinstance(calibration, dict):
-        raise ManifestError(f"{where}: field 'calibration' must be an object or null")
-    storage = data.get("weights_storage")
-    if storage is not None and not isinstance(storage, dict):
-        raise ManifestError(f"{where}: field 'weights_storage' must be an object")
     return Manifest(
         directory=directory,
         format_version=version,
         variant=top.get("variant", str),
         source=top.get("source", str),
         weights=weights,
-        input=input_spec,
-        output=output_spec,
+        input=_input_spec(top, version),
+        output=_output_spec(top),
         format=fmt,
         flavour=top.get("flavour", str, FORMATS[fmt].flavours),
         precision=top.get("precision", str, PRECISIONS),
-        files=tuple(files),
+        files=_files(top),
         runtime=top.get("runtime", dict),
         libraries=top.get("libraries", dict),
-        calibration=calibration,
+        calibration=_optional_object(data, "calibration", where),
         export=top.get("export", dict),
         fidelity=top.get("fidelity", dict),
-        weights_storage=storage,
+        weights_storage=_optional_object(data, "weights_storage", where),
     )
 
 

@@ -206,33 +206,13 @@ def export(
         images = fidelity_set(input_hw, fidelity_images)
         say(f"running the fp32 reference on {len(images.images)} held-out images")
         ref = _reference(job, images)
-        started = time.perf_counter()
         options = BuildOptions(
             calibration,
             calibration_size or DEFAULT_CALIBRATION_SIZE,
             accuracy_control,
             max_delta1_drop,
         )
-        built = get_format(fmt).build_function()(job, ref, options, say)
-        built.export_info |= {
-            "seconds": round(load_seconds + time.perf_counter() - started, 3),
-            "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-            "host": {"cpu": cpu_model(), "cores": os.cpu_count()},
-        }
-        fidelity = _measure(job, built, images, ref, say)
-        fidelity["floors"] = floors(precision, fidelity_floor)
-        fails = failures(fidelity["vs_reference"], fidelity["floors"])
-        fidelity["passed"] = not fails
-        write_manifest(build_manifest(job, built, fidelity))
-        if fails:
-            hint = ", or try --accuracy-control" if precision == "int8" else ""
-            raise FidelityError(
-                f"{loaded.card.name} {fmt} {precision}: fidelity under the floor "
-                f"({'; '.join(fails)}) against the fp32 reference on "
-                f"{fidelity['images']['count']} held-out images; nothing was written to {out}. "
-                f"Lower the floor with --min-delta1 if that is acceptable{hint}",
-                fidelity,
-            )
+        _build_measured(job, ref, images, options, fidelity_floor, load_seconds, say)
         _make_public(staging)
         if out.exists():
             shutil.rmtree(out)
@@ -242,6 +222,40 @@ def export(
             shutil.rmtree(staging)
     say(f"wrote {out}")
     return out
+
+
+def _build_measured(
+    job: Job,
+    ref: Reference,
+    images: ImageSet,
+    options: BuildOptions,
+    fidelity_floor: float | None,
+    load_seconds: float,
+    say: Progress,
+) -> None:
+    """Build the format's files into the staging folder, measure them through the engine
+    and write the manifest; raise FidelityError (manifest written) under the floor."""
+    started = time.perf_counter()
+    built = get_format(job.fmt).build_function()(job, ref, options, say)
+    built.export_info |= {
+        "seconds": round(load_seconds + time.perf_counter() - started, 3),
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": {"cpu": cpu_model(), "cores": os.cpu_count()},
+    }
+    fidelity = _measure(job, built, images, ref, say)
+    fidelity["floors"] = floors(job.precision, fidelity_floor)
+    fails = failures(fidelity["vs_reference"], fidelity["floors"])
+    fidelity["passed"] = not fails
+    write_manifest(build_manifest(job, built, fidelity))
+    if fails:
+        hint = ", or try --accuracy-control" if job.precision == "int8" else ""
+        raise FidelityError(
+            f"{job.loaded.card.name} {job.fmt} {job.precision}: fidelity under the floor "
+            f"({'; '.join(fails)}) against the fp32 reference on "
+            f"{fidelity['images']['count']} held-out images; nothing was written to the "
+            f"destination. Lower the floor with --min-delta1 if that is acceptable{hint}",
+            fidelity,
+        )
 
 
 def _make_public(folder: Path) -> None:
