@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 AUTO = "auto"
 AUTO_MARGIN = 0.05  # a less precise artifact must be more than 5 % faster to be chosen
 RATE_ROUNDS = 3
+RATE_MIN_SECONDS = 0.5  # per sample, so a fast model's rate is not a few milliseconds' noise
 Progress = Callable[[str], None]
 
 
@@ -159,13 +160,16 @@ def measure_rates(artifacts: dict[str, Path], say: Progress) -> dict[str, float]
 
 
 def _rate(backend: OpenVINOBackend, model_input: np.ndarray) -> float:
-    """Images/s with every stream busy: one warm-up batch, then one timed batch."""
+    """Images/s with every stream busy: one warm-up batch, then batches for at least
+    RATE_MIN_SECONDS (a small model's batch takes milliseconds; one of a large one, seconds)."""
     count = 2 * int(backend.optimal_requests)
     batch = np.stack([model_input] * count)
     backend.infer_u8(batch)
-    start = time.perf_counter()
-    backend.infer_u8(batch)
-    return count / (time.perf_counter() - start)
+    images, start = 0, time.perf_counter()
+    while not images or time.perf_counter() - start < RATE_MIN_SECONDS:
+        backend.infer_u8(batch)
+        images += count
+    return images / (time.perf_counter() - start)
 
 
 def _target(card: Card, precision: str, key: str) -> Path:
