@@ -12,10 +12,9 @@ import sys
 from pathlib import Path
 
 from xdepth.artifact import MANIFEST_NAME
+from xdepth.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from xdepth.export.calibration import DEFAULT_CALIBRATION_SIZE, DEFAULT_FIDELITY_IMAGES
 from xdepth.formats import FORMATS, PRECISIONS
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _input_size(text: str) -> tuple[int, int]:
