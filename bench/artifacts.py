@@ -12,9 +12,9 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
+from xdepth.model.cards import Card
+from xdepth.model.weights import find_weights
 from xdepth.paths import cache_root
-from xdepth.registry import Card
-from xdepth.weights import find_weights
 
 DEFAULT_ARTIFACTS_DIR = cache_root() / "bench"
 
@@ -57,7 +57,7 @@ def ensure_artifact(
     target = folder / f"{card.name}-{origin}-{fmt}-{precision}-{_content_key(card, weights)}"
     if (target / "manifest.json").is_file():
         return target
-    from xdepth.export.artifact import export
+    from xdepth.export.exporter import export
 
     if progress:
         progress(f"exporting {card.name} {fmt} {precision} to {target} (first use only)")

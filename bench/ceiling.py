@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from xdepth.hardware import cpu_flags, isa_from_flags
+from xdepth.model.hardware import cpu_flags, isa_from_flags
 
 PEAK_KEYS = ("fp32", "bf16", "int8")
 # Which peak a cell's precision is compared with.

@@ -29,10 +29,10 @@ from xdepth.bench.measure import (
     time_sequential,
 )
 from xdepth.bench.schema import make_cell, scores
+from xdepth.eval.scenes import make_scene, photo_hw
 from xdepth.export.calibration import FIDELITY_FIRST_SEED, ImageSet
-from xdepth.imageio import load_rgb
+from xdepth.job.imageio import load_rgb
 from xdepth.post import write_atomic
-from xdepth.scenes import make_scene, photo_hw
 
 OUTPUTS = ("depth16", "cutout")
 JPEG_QUALITY = 92
@@ -52,7 +52,7 @@ class VariantRun:
 
 def bench_images(folder: Path, count: int, side_px: int) -> tuple[list[Path], ImageSet]:
     """`count` held-out scenes as JPEG files, and their decoded pixels with ground truth, in
-    the shapes photos come in (xdepth.scenes.photo_hw) for a model of input side `side_px`."""
+    the shapes photos come in (xdepth.eval.scenes.photo_hw) for a model of input side `side_px`."""
     folder.mkdir(parents=True, exist_ok=True)
     paths, scenes = [], []
     sizes = [photo_hw(i, side_px) for i in range(count)]
@@ -63,7 +63,7 @@ def bench_images(folder: Path, count: int, side_px: int) -> tuple[list[Path], Im
         paths.append(path)
         scenes.append(scene)
     description = {
-        "source": "xdepth.scenes (held-out seeds), JPEG quality 92",
+        "source": "xdepth.eval.scenes (held-out seeds), JPEG quality 92",
         "first_seed": FIDELITY_FIRST_SEED,
         "count": count,
         "sizes_hw": [list(hw) for hw in sizes],

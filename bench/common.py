@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from xdepth.hardware import cpu_model
+from xdepth.model.hardware import cpu_model
 from xdepth.post.encoders import write_atomic
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

@@ -37,8 +37,8 @@ from PIL import Image
 from xdepth.bench.artifacts import DEFAULT_ARTIFACTS_DIR, bench_weights, ensure_artifact
 from xdepth.bench.common import environment, write_result
 from xdepth.bench.engine_measure import gil_held_fraction, model_only_rate, rss_bytes, seed_recipe
-from xdepth.registry import get_card
-from xdepth.scenes import make_scene
+from xdepth.eval.scenes import make_scene
+from xdepth.model.cards import get_card
 
 FULL = {"variant": "dpt-beit-large-512", "images": 24, "large": 4, "seed_images": 3, "soak": 0}
 QUICK = {"variant": "xdepth-tiny", "images": 12, "large": 2, "seed_images": 4, "soak": 60}

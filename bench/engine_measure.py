@@ -113,10 +113,10 @@ def gil_held_fraction(photo: Path, runs: int = 3) -> dict[str, float]:
     """
     import cv2
 
-    from xdepth.imageio import read_image
-    from xdepth.outputs import DepthResult
+    from xdepth.job.imageio import read_image
+    from xdepth.outputs.result import DepthResult
+    from xdepth.outputs.settings import PostSettings
     from xdepth.post import resize_depth
-    from xdepth.settings import PostSettings
 
     settings = PostSettings(outputs=("depth16", "cutout"))
     rng = np.random.default_rng(0)

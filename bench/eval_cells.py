@@ -35,8 +35,8 @@ def benchmark_scores(
     its split when given); None without --eval-data."""
     if not eval_data:
         return None
-    from xdepth.backends.interface import as_backend
     from xdepth.eval import evaluate, make_protocol, open_dataset
+    from xdepth.model.backends.interface import as_backend
 
     inference = as_backend(backend)
     figures: dict[str, dict[str, float]] = {}

@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from xdepth.artifact import load_manifest
 from xdepth.bench.common import environment, time_runs, write_result
 from xdepth.errors import XDepthError
-from xdepth.registry import Card, get_card, real_cards
+from xdepth.model.cards import Card, get_card, real_cards
+from xdepth.model.manifest import load_manifest
 
 CELLS = ("openvino:f32", "openvino:bf16", "openvino:int8", "torch:bf16")
 EAGER_VARIANTS = ("dpt-beit-large-512",)
@@ -73,7 +73,7 @@ def eager_seconds_per_image(card: Card, runs: int, warmup: int) -> float:
 def _openvino_speed(folder: Path, runs: int, warmup: int, images: int) -> dict[str, Any]:
     import openvino as ov
 
-    from xdepth.backends.openvino import OpenVINOBackend
+    from xdepth.model.backends.openvino import OpenVINOBackend
 
     with tempfile.TemporaryDirectory(prefix="xdepth-ov-cache-") as cache:
         cold = OpenVINOBackend(folder, use_cache=False)
@@ -107,7 +107,7 @@ def _openvino_speed(folder: Path, runs: int, warmup: int, images: int) -> dict[s
 
 
 def _torch_speed(folder: Path, runs: int, warmup: int, images: int) -> dict[str, Any]:
-    from xdepth.backends.torch_graph import TorchGraphBackend
+    from xdepth.model.backends.torch_graph import TorchGraphBackend
 
     start = time.perf_counter()
     first = TorchGraphBackend(folder)
@@ -136,7 +136,7 @@ def _torch_speed(folder: Path, runs: int, warmup: int, images: int) -> dict[str,
 
 def run_cell(card: Card, cell: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Export one variant in one format and precision, then time it."""
-    from xdepth.export.artifact import export
+    from xdepth.export.exporter import export
 
     fmt, precision = cell.split(":")
     out = workdir / f"{card.name}-{fmt}-{precision}"

@@ -24,12 +24,12 @@ import numpy as np
 from PIL import Image
 
 from xdepth.api import DepthEngine
-from xdepth.backends import open_artifact
 from xdepth.bench.common import environment, write_result
-from xdepth.hardware import cpu_info
-from xdepth.model_cache import native_precisions
-from xdepth.registry import get_card
-from xdepth.scenes import HELD_OUT_BASE_SEED, make_scene
+from xdepth.eval.scenes import HELD_OUT_BASE_SEED, make_scene
+from xdepth.model.backends import open_artifact
+from xdepth.model.cache import native_precisions
+from xdepth.model.cards import get_card
+from xdepth.model.hardware import cpu_info
 
 PHOTOS_HW = {"landscape": (1080, 1920), "portrait": (1920, 1080)}
 
@@ -66,7 +66,7 @@ def _e2e_rate(engine: DepthEngine, paths: list[Path], out: Path) -> float:
 
 
 def measure(variant: str, precision: str, count: int, runs: int, work: Path) -> dict[str, Any]:
-    from xdepth.export.artifact import export
+    from xdepth.export.exporter import export
 
     card = get_card(variant)
     result: dict[str, Any] = {"variant": variant, "precision": precision, "shapes": {}}

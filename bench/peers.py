@@ -225,7 +225,7 @@ def benchmark_app_cell(
     run: VariantRun, artifact: Path, precision: str, settings: dict[str, Any]
 ) -> dict[str, Any]:
     """OpenVINO's benchmark_app on the artifact's IR, THROUGHPUT hint, same threads."""
-    from xdepth.artifact import load_manifest
+    from xdepth.model.manifest import load_manifest
 
     manifest = load_manifest(artifact, check_sha256=False)
     runtime = manifest.runtime

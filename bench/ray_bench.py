@@ -10,7 +10,7 @@ same machine load; figures are medians over --runs. The local runner is one warm
 layout of --pools (ACTORSxCPUS). Its end-to-end images/s counts from a ready Ray to the
 last image, so it includes the pool's start-up (`startup_s`: actor processes, imports,
 the artifact compiled from cache), paid once per job; `steady_images_per_s` is the pool's
-rate once every actor works (xdepth.ray_runner). Target: Ray within 15 % of the local
+rate once every actor works (xdepth.job.ray_job). Target: Ray within 15 % of the local
 runner. Every Ray run's outputs are checked byte-identical to the local runner's.
 Results go to bench/results/<machine>/<date>-ray.json.
 """
@@ -28,7 +28,7 @@ from typing import Any
 from xdepth.bench.artifacts import bench_weights
 from xdepth.bench.common import core_count, environment, write_result
 from xdepth.bench.engine_bench import artifact, make_jpegs
-from xdepth.registry import get_card
+from xdepth.model.cards import get_card
 
 VARIANT = "xdepth-tiny"
 TARGET_RAY_VS_LOCAL = 0.85
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     from xdepth import DepthEngine
-    from xdepth.ray_runner import run_ray
+    from xdepth.job.ray_job import run_ray
 
     weights = bench_weights(get_card(args.variant), args.weights)
     directory = artifact(args.variant, args.precision, args)

@@ -26,7 +26,7 @@ from xdepth.bench.cli import add_bench_arguments, settings_from_args
 from xdepth.bench.common import environment, write_result
 from xdepth.bench.schema import SCHEMA_VERSION, SUITE, failed_cell
 from xdepth.errors import XDepthError
-from xdepth.registry import Card, get_card, real_cards
+from xdepth.model.cards import Card, get_card, real_cards
 
 Say = Callable[[str], None]
 EXPECTED_ERRORS = (XDepthError, RuntimeError, ValueError, MemoryError, OSError)

@@ -17,14 +17,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from xdepth.backends.interface import Backend, as_backend
 from xdepth.errors import XDepthError
-from xdepth.imageio import DEFAULT_MAX_PIXELS
-from xdepth.inputs import InputSource, open_inputs
-from xdepth.outputs import DepthResult
-from xdepth.pipeline import Pipeline
-from xdepth.runner import RunSummary, check_settings, load_background, run
-from xdepth.settings import PostSettings, make_settings
+from xdepth.job.imageio import DEFAULT_MAX_PIXELS
+from xdepth.job.inputs import InputSource, open_inputs
+from xdepth.job.local import RunSummary, check_settings, load_background, run
+from xdepth.job.pipeline import Pipeline
+from xdepth.model.backends.interface import Backend, as_backend
+from xdepth.outputs.result import DepthResult
+from xdepth.outputs.settings import PostSettings, make_settings
 
 
 class ImageFailed(XDepthError):
@@ -40,7 +40,7 @@ def open_backend(artifact_or_backend: str | Path | Backend, **options: Any) -> B
     inference_precision, cache_dir, hint; torch graph: threads); a backend is used as is."""
     given = {k: v for k, v in options.items() if v is not None}
     if isinstance(artifact_or_backend, (str, Path)):
-        from xdepth.backends import open_artifact
+        from xdepth.model.backends import open_artifact
 
         return open_artifact(artifact_or_backend, **given)
     backend = as_backend(artifact_or_backend)
@@ -56,7 +56,7 @@ class DepthEngine:
     """Depth, clips and files for images, files and folders, on one pipeline.
 
     `artifact_or_backend`: an artifact folder (opened with the backend options streams,
-    threads, precision_hint, cache_dir, hint) or a `xdepth.backends.Backend` (an artifact
+    threads, precision_hint, cache_dir, hint) or a `xdepth.model.backends.Backend` (an artifact
     backend, the transformers reference, or one of your own).
     Post-process options are those of `PostSettings` (outputs, threshold, feather_px,
     background, ...), on top of `preset` (default: "default"); or pass `settings`.
@@ -168,7 +168,7 @@ class DepthEngine:
         """Write every input's outputs under `out` (what `xdepth run` does), resumably.
 
         `inputs` are files, folders, globs or list files as on the command line. A full
-        OUT stops the job: the summary's `stopped` says why (`xdepth.runner.run`).
+        OUT stops the job: the summary's `stopped` says why (`xdepth.job.local.run`).
         """
         source = (
             inputs

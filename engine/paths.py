@@ -17,12 +17,12 @@ def cache_root() -> Path:
 
 
 def compile_cache_dir() -> Path:
-    """$XDEPTH_CACHE, else ~/.cache/xdepth/ov-cache (xdepth.backends.openvino)."""
+    """$XDEPTH_CACHE, else ~/.cache/xdepth/ov-cache (xdepth.model.backends.openvino)."""
     env = os.environ.get("XDEPTH_CACHE")
     return Path(env) if env else cache_root() / "ov-cache"
 
 
 def artifacts_dir() -> Path:
-    """$XDEPTH_ARTIFACTS, else ~/.cache/xdepth/artifacts (xdepth.model_cache)."""
+    """$XDEPTH_ARTIFACTS, else ~/.cache/xdepth/artifacts (xdepth.model.cache)."""
     env = os.environ.get("XDEPTH_ARTIFACTS")
     return Path(env) if env else cache_root() / "artifacts"

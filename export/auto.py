@@ -1,9 +1,9 @@
 """`xdepth export --precision auto`: the precision that is fastest on this CPU, measured.
 
-Every precision the format offers and this CPU computes natively (xdepth.model_cache.
+Every precision the format offers and this CPU computes natively (xdepth.model.cache.
 native_precisions) is exported next to the destination; those under their fidelity floor
 or not repeatable are dropped; the rest are measured on this CPU with the same code as
-`xdepth run --precision auto` (xdepth.model_cache.measure_rates, choose_precision), and the
+`xdepth run --precision auto` (xdepth.model.cache.measure_rates, choose_precision), and the
 fastest moves to the destination. The others are deleted.
 """
 
@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from xdepth.export.artifact import FidelityError, NondeterministicRuntime, export
-from xdepth.formats import get_format
-from xdepth.model_cache import native_precisions, race
+from xdepth.export.exporter import FidelityError, NondeterministicRuntime, export
+from xdepth.model.cache import native_precisions, race
+from xdepth.model.formats import get_format
 
 
 def export_fastest(

@@ -1,7 +1,7 @@
 """The format-specific step of an export: a loaded model -> model files in the staging folder.
 
-Each artifact format registers its build function in xdepth.formats; `export` (in
-xdepth.export.artifact) calls it with the job, the fp32 reference on the fidelity images and
+Each artifact format registers its build function in xdepth.model.formats; `export` (in
+xdepth.export.exporter) calls it with the job, the fp32 reference on the fidelity images and
 the options, then measures and writes the manifest the same way for every format.
 """
 
@@ -16,14 +16,14 @@ from xdepth.export import openvino_export as ovx
 from xdepth.export.calibration import calibration_set
 from xdepth.export.describe import Built, Job, model_key
 from xdepth.export.fidelity import Reference, model_outputs
-from xdepth.preprocess import normalize
+from xdepth.model.preprocess import normalize
 
 Progress = Callable[[str], None]
 # The runtime precision of the layers NNCF leaves in float in an int8 IR. bf16: on this
 # Zen 4 (AVX512_BF16, no AMX) DPT-BEiT-L-512 int8 ran at 0.446 images/s with bf16 and 0.406
 # with f32 (interleaved runs, THROUGHPUT), and on a trained xdepth-tiny checkpoint the mask
 # IoU against fp32 was 0.9965 vs 0.9967. The fidelity floor is measured with it. A CPU
-# without bf16 runs these layers in f32 (xdepth.hardware).
+# without bf16 runs these layers in f32 (xdepth.model.hardware).
 INT8_INFERENCE_PRECISION = "bf16"
 
 

@@ -1,9 +1,9 @@
 """Image sets for export: calibration (int8) and fidelity evaluation, never overlapping.
 
-By default both come from xdepth.scenes' held-out range (never seen in training), from two
+By default both come from xdepth.eval.scenes' held-out range (never seen in training), from two
 disjoint seed blocks: fidelity uses the first held-out scenes (the ones `xdepth demo`
 scores), calibration a block 50 million seeds further on. Scenes are rendered at the shapes
-photos come in (xdepth.scenes.PHOTO_SHAPES: landscape 16:9, portrait 3:4 and square, at
+photos come in (xdepth.eval.scenes.PHOTO_SHAPES: landscape 16:9, portrait 3:4 and square, at
 several sizes around the model's input), so every image goes through the host resize a
 photo does, and aspect-keeping models see every aspect ratio they will meet.
 """
@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from xdepth.errors import XDepthError
-from xdepth.imageio import load_rgb
-from xdepth.inputs import collect_inputs
-from xdepth.preprocess import resize_for_model
-from xdepth.registry import Preprocess
-from xdepth.scenes import HELD_OUT_BASE_SEED, HELD_OUT_SEEDS, Scene, make_scene, photo_hw
+from xdepth.eval.scenes import HELD_OUT_BASE_SEED, HELD_OUT_SEEDS, Scene, make_scene, photo_hw
+from xdepth.job.imageio import load_rgb
+from xdepth.job.inputs import collect_inputs
+from xdepth.model.cards import Preprocess
+from xdepth.model.preprocess import resize_for_model
 
 FIDELITY_FIRST_SEED = HELD_OUT_BASE_SEED
 CALIBRATION_FIRST_SEED = HELD_OUT_BASE_SEED + 50_000_000
@@ -57,7 +57,7 @@ def synthetic_set(first_seed: int, count: int, input_hw: tuple[int, int], purpos
     sizes = [photo_hw(i, max(input_hw)) for i in range(count)]
     scenes = [make_scene(first_seed + i, *hw) for i, hw in enumerate(sizes)]
     description = {
-        "source": "xdepth.scenes (held-out seeds)",
+        "source": "xdepth.eval.scenes (held-out seeds)",
         "first_seed": first_seed,
         "count": count,
         "sizes_hw": [list(hw) for hw in sizes],

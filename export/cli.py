@@ -1,4 +1,4 @@
-"""`xdepth export`: the command-line face of xdepth.export.artifact.export.
+"""`xdepth export`: the command-line face of xdepth.export.exporter.export.
 
 This module imports neither torch nor openvino at import time, so the `xdepth` command can
 register the subcommand in a runtime-only install; running it then says what is missing.
@@ -11,10 +11,10 @@ import json
 import sys
 from pathlib import Path
 
-from xdepth.artifact import MANIFEST_NAME
-from xdepth.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from xdepth.export.calibration import DEFAULT_CALIBRATION_SIZE, DEFAULT_FIDELITY_IMAGES
-from xdepth.formats import FORMATS, PRECISIONS
+from xdepth.job.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from xdepth.model.formats import FORMATS, PRECISIONS
+from xdepth.model.manifest import MANIFEST_NAME
 
 
 def _input_size(text: str) -> tuple[int, int]:
@@ -67,7 +67,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print("xdepth export: --max-delta1-drop needs --accuracy-control", file=sys.stderr)
         return EXIT_USAGE
     try:
-        from xdepth.export.artifact import FidelityError, NondeterministicRuntime, export
+        from xdepth.export.exporter import FidelityError, NondeterministicRuntime, export
         from xdepth.export.openvino_export import ConversionError
     except ImportError as exc:
         print(

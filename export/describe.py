@@ -9,10 +9,10 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
-from xdepth.artifact import FORMAT_VERSION, ArtifactFile, InputSpec, Manifest, OutputSpec
 from xdepth.export.load import LoadedModel
-from xdepth.registry import Preprocess
-from xdepth.weights import weights_stamp
+from xdepth.model.cards import Preprocess
+from xdepth.model.manifest import FORMAT_VERSION, ArtifactFile, InputSpec, Manifest, OutputSpec
+from xdepth.model.weights import weights_stamp
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "inverse_depth"

@@ -1,9 +1,9 @@
 """How close an artifact is to the fp32 model, and to ground truth, on held-out images.
 
-The artifact runs through the engine (xdepth.backends: host resize, compiled graph, cv2
+The artifact runs through the engine (xdepth.model.backends: host resize, compiled graph, cv2
 bicubic upsample); the reference is transformers' fp32 eager model on the same host
 preprocessing, upsampled with torch's bicubic (align_corners=False), as the seed recipe
-does. Scores use xdepth.metrics: delta1 and AbsRel after scale-shift alignment in inverse
+does. Scores use xdepth.eval.metrics: delta1 and AbsRel after scale-shift alignment in inverse
 depth, the seed recipe's mask (max-scaled uint8 > 45) IoU, and the raw relative error
 ``max |artifact - reference| / max |reference|``, which is what f32 parity is held to.
 """
@@ -17,15 +17,15 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from xdepth.eval.metrics import depth_metrics, inv_depth_agreement, mask_iou, recipe_mask
 from xdepth.export.calibration import ImageSet
 from xdepth.export.load import LoadedModel
 from xdepth.export.wrappers import InverseDepth
-from xdepth.metrics import depth_metrics, inv_depth_agreement, mask_iou, recipe_mask
-from xdepth.preprocess import normalize
-from xdepth.registry import Preprocess
+from xdepth.model.cards import Preprocess
+from xdepth.model.preprocess import normalize
 
 REFERENCE = (
-    "transformers fp32 eager on xdepth.preprocess inputs (the card's image processor, "
+    "transformers fp32 eager on xdepth.model.preprocess inputs (the card's image processor, "
     "reproduced), torch bicubic upsample (align_corners=False)"
 )
 F32_MAX_REL_ERROR = 1e-4

@@ -18,8 +18,8 @@ from transformers import AutoModelForDepthEstimation, PreTrainedModel
 
 from xdepth.errors import XDepthError
 from xdepth.export.models import build_config, build_model
-from xdepth.registry import Card, CardError, all_cards, get_card
-from xdepth.weights import find_weights
+from xdepth.model.cards import Card, CardError, all_cards, get_card
+from xdepth.model.weights import find_weights
 
 
 class ConfigMismatch(XDepthError, ValueError):

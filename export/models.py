@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForDepthEstimation, PretrainedConfig, PreTrainedModel
 
-from xdepth.registry import Card
+from xdepth.model.cards import Card
 
 
 def build_config(card: Card) -> PretrainedConfig:

@@ -36,14 +36,14 @@ from nncf.common.logging import nncf_logger
 from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 from openvino.preprocess import PrePostProcessor
 
-from xdepth.artifact import ArtifactFile, file_record
 from xdepth.errors import XDepthError
+from xdepth.eval.metrics import inv_depth_agreement
 from xdepth.export.describe import INPUT_NAME, OUTPUT_NAME
 from xdepth.export.fidelity import F32_MAX_REL_ERROR, max_rel_error
 from xdepth.export.load import LoadedModel
 from xdepth.export.wrappers import InverseDepth, export_program
-from xdepth.metrics import inv_depth_agreement
-from xdepth.registry import Preprocess
+from xdepth.model.cards import Preprocess
+from xdepth.model.manifest import ArtifactFile, file_record
 
 MODEL_XML = "model.xml"
 SMOOTH_QUANT_ALPHA_MATMUL = 0.95

@@ -14,11 +14,11 @@ import torch
 import transformers
 from PIL import Image
 
-from xdepth.artifact import sha256_file
-from xdepth.backends.interface import Backend
 from xdepth.export.load import LoadedModel
-from xdepth.registry import Card
-from xdepth.weights import weights_stamp
+from xdepth.model.backends.interface import Backend
+from xdepth.model.cards import Card
+from xdepth.model.manifest import sha256_file
+from xdepth.model.weights import weights_stamp
 
 _PIL_RESAMPLE = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3}
 

@@ -20,11 +20,11 @@ from typing import Any
 
 import torch
 
-from xdepth.artifact import ArtifactFile, file_record
 from xdepth.errors import XDepthError
 from xdepth.export.load import LoadedModel
 from xdepth.export.wrappers import U8InverseDepth, export_program
-from xdepth.registry import Preprocess
+from xdepth.model.cards import Preprocess
+from xdepth.model.manifest import ArtifactFile, file_record
 
 PACKAGE = "model.pt2"
 IPEX_FILE = "model.ipex.pt"

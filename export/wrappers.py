@@ -15,7 +15,7 @@ from unittest import mock
 
 import torch
 
-from xdepth.registry import Preprocess
+from xdepth.model.cards import Preprocess
 
 # Upper bound of a symbolic side, in patches (14 px: 7168 px), far above any preprocessed
 # photo's (the longer side of a 518-px Depth Anything input reaches 7168 px at 14:1).

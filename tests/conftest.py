@@ -51,7 +51,7 @@ def one_torch_thread() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tiny-dpt-beit (random weights) exported to OpenVINO f32, once per test session."""
-    from xdepth.export.artifact import export
+    from xdepth.export.exporter import export
 
     target = tmp_path_factory.getbasetemp() / "tiny-dpt-beit-openvino-f32"
     if not (target / "manifest.json").is_file():
@@ -63,8 +63,8 @@ def shipped_model_scores() -> tuple[float, float] | None:
     """Held-out (mask IoU, delta1) the shipped xdepth-tiny's train log records, if shipped."""
     import json
 
-    from xdepth.registry import get_card
-    from xdepth.weights import local_weights
+    from xdepth.model.cards import get_card
+    from xdepth.model.weights import local_weights
 
     folder = local_weights(get_card("xdepth-tiny"))
     if folder is None or not (folder / "train_log.json").is_file():

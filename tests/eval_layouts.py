@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from xdepth.scenes import make_scene
+from xdepth.eval.scenes import make_scene
 
 SEED = 2_000_000_000
 

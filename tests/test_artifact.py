@@ -14,7 +14,11 @@ import openvino as ov
 import openvino.opset13 as ops
 import pytest
 
-from xdepth.artifact import (
+from xdepth.errors import XDepthError
+from xdepth.model.backends import BackendUnavailable, open_artifact
+from xdepth.model.backends.openvino import OpenVINOBackend
+from xdepth.model.backends.torch_graph import missing_cpu_features
+from xdepth.model.manifest import (
     FORMAT_VERSION,
     ArtifactFileError,
     InputSpec,
@@ -26,13 +30,9 @@ from xdepth.artifact import (
     load_manifest,
     write_manifest,
 )
-from xdepth.backends import BackendUnavailable, open_artifact
-from xdepth.backends.openvino import OpenVINOBackend
-from xdepth.backends.torch_graph import missing_cpu_features
-from xdepth.errors import XDepthError
+from xdepth.model.preprocess import resize_for_model
 from xdepth.paths import compile_cache_dir
 from xdepth.post.resize import resize_depth
-from xdepth.preprocess import resize_for_model
 
 H, W = 24, 32
 

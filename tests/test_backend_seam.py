@@ -1,7 +1,7 @@
 """The backend seam and the pipeline, without a model: a backend of a few lines plugs in.
 
 A fake backend (synchronous, and asynchronous on a thread pool as OpenVINO's queue is)
-shows that the engine needs nothing beyond xdepth.backends.Backend, and lets the pipeline's
+shows that the engine needs nothing beyond xdepth.model.backends.Backend, and lets the pipeline's
 promises be checked exactly: input order, one image's failure kept to that image, memory
 bounded by the in-flight window whatever the input count, and an early stop that stops
 reading.
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from xdepth.api import DepthEngine, ImageFailed
-from xdepth.backends import Backend, as_backend
+from xdepth.model.backends import Backend, as_backend
 
 
 class FakeBackend(Backend):
@@ -152,8 +152,8 @@ def test_an_object_that_is_not_a_backend_is_refused() -> None:
 
 def test_a_new_output_kind_is_one_registry_entry(monkeypatch: pytest.MonkeyPatch) -> None:
     """Settings, --outputs validation, resume's file list and encoding all follow it."""
-    from xdepth.output_kinds import OUTPUT_KINDS, OutputKind
-    from xdepth.settings import make_settings
+    from xdepth.outputs.kinds import OUTPUT_KINDS, OutputKind
+    from xdepth.outputs.settings import make_settings
 
     kind = OutputKind(
         "far", ("far.txt",), frozenset({"depth"}), "the farthest inverse depth, as text",
@@ -169,8 +169,8 @@ def test_a_new_output_kind_is_one_registry_entry(monkeypatch: pytest.MonkeyPatch
 
 def test_a_new_threshold_policy_is_one_registry_entry(monkeypatch: pytest.MonkeyPatch) -> None:
     """Parsing, validation, the settings' canonical form and the mask all follow it."""
+    from xdepth.outputs.settings import make_settings
     from xdepth.post import POLICIES, PolicyKind, parse_policy
-    from xdepth.settings import make_settings
 
     def above_mean(values: np.ndarray, value: float | None, peak: float) -> float:
         return float(values.mean()) * float(value)  # type: ignore[arg-type]

@@ -132,7 +132,7 @@ def test_bench_subcommand_imports_no_heavy_library() -> None:
 
 
 def test_bad_options_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    from xdepth.cli import main
+    from xdepth.cli.main import main
 
     assert main(["bench", "--runs", "3", "--no-ceiling"]) == 2
     assert "--runs must be at least 5" in capsys.readouterr().err

@@ -15,7 +15,7 @@ from PIL import Image
 
 from xdepth.export.models import build_model, count_params
 from xdepth.export.reference import image_processor
-from xdepth.registry import (
+from xdepth.model.cards import (
     Card,
     CardError,
     all_cards,
@@ -25,7 +25,7 @@ from xdepth.registry import (
     parse_card,
     real_cards,
 )
-from xdepth.registry import test_cards as registry_test_cards  # not a test itself
+from xdepth.model.cards import test_cards as registry_test_cards  # not a test itself
 
 # The published variants and the hub repository each one is converted from.
 HUB_VARIANTS = {

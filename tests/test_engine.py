@@ -17,12 +17,12 @@ from test_inputs import bad_files  # the same bad files, read through the whole 
 
 import xdepth
 from xdepth.api import ImageFailed
-from xdepth.cli import main
+from xdepth.cli.main import main
+from xdepth.eval.scenes import make_scene
 from xdepth.export.load import load_model
 from xdepth.export.reference import ReferenceBackend
-from xdepth.imageio import load_rgb
+from xdepth.job.imageio import load_rgb
 from xdepth.post import TEMP_PREFIX
-from xdepth.scenes import make_scene
 
 DEFAULT_FILES = ("depth16.png", "depth-color.png", "mask.png", "cutout.png")
 

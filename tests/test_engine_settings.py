@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xdepth.output_kinds import OUTPUT_KINDS
-from xdepth.outputs import METRIC, DepthResult
-from xdepth.post import decode_pfm
-from xdepth.resume import settings_hash, settings_record
-from xdepth.settings import (
+from xdepth.job.output_folder import settings_hash, settings_record
+from xdepth.outputs.kinds import OUTPUT_KINDS
+from xdepth.outputs.result import METRIC, DepthResult
+from xdepth.outputs.settings import (
     PostSettings,
     SettingsError,
     background_kind,
     make_settings,
     parse_threshold,
 )
+from xdepth.post import decode_pfm
 
 
 def _scene() -> tuple[np.ndarray, np.ndarray]:

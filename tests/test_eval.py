@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from eval_layouts import Miniature, write_miniature
 
-from xdepth.backends import Backend
-from xdepth.cli import main
+from xdepth.cli.main import main
 from xdepth.eval import DATASETS, evaluate, make_protocol, open_dataset, score_image
 from xdepth.eval.protocol import crop_mask, valid_mask
+from xdepth.model.backends import Backend
 
 SETS = tuple(DATASETS)
 
@@ -163,7 +163,7 @@ def test_resume_and_damaged_samples(miniatures, tmp_path) -> None:
 
 def test_reference_and_openvino_f32_agree(tiny_artifact, miniatures, tmp_path) -> None:
     from xdepth.api import open_backend
-    from xdepth.cli_options import reference_backend
+    from xdepth.cli.options import reference_backend
 
     mini = miniatures["nyuv2"]
     ov = _evaluate(open_backend(tiny_artifact), mini, tmp_path / "ov").scores
@@ -223,7 +223,7 @@ def test_bench_eval_data_columns_and_pareto_axis(tiny_artifact, miniatures) -> N
 
 def test_published_figures_print_beside_ours() -> None:
     from xdepth.eval.runner import describe_scores
-    from xdepth.registry import get_card
+    from xdepth.model.cards import get_card
 
     published = get_card("depth-anything-small").published["nyuv2"]
     assert (published["abs_rel"], published["delta1"]) == (0.053, 0.972)

@@ -19,20 +19,20 @@ import numpy as np
 import openvino as ov
 import pytest
 
-from xdepth import registry
-from xdepth.artifact import load_manifest
-from xdepth.backends import open_artifact
-from xdepth.export.artifact import ExportError, FidelityError, NondeterministicRuntime, export
+from xdepth.eval.scenes import HELD_OUT_BASE_SEED, make_scene
 from xdepth.export.calibration import CALIBRATION_FIRST_SEED, FIDELITY_FIRST_SEED
 from xdepth.export.cli import add_export_parser
+from xdepth.export.exporter import ExportError, FidelityError, NondeterministicRuntime, export
 from xdepth.export.fidelity import model_outputs, upsample
 from xdepth.export.load import LoadedModel, load_model
 from xdepth.export.reference import ReferenceBackend
 from xdepth.export.torch_export import FlavourUnavailable
-from xdepth.hardware import cpu_info
-from xdepth.preprocess import resize_for_model
-from xdepth.registry import get_card
-from xdepth.scenes import HELD_OUT_BASE_SEED, make_scene
+from xdepth.model import cards as registry
+from xdepth.model.backends import open_artifact
+from xdepth.model.cards import get_card
+from xdepth.model.hardware import cpu_info
+from xdepth.model.manifest import load_manifest
+from xdepth.model.preprocess import resize_for_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -46,7 +46,7 @@ def recipe_predict(name: str, image: np.ndarray) -> np.ndarray:
     """The reference recipe: transformers' processor, fp32 eager, torch bicubic upsample.
 
     DepthProImageProcessor needs torchvision, which is not installed; for Depth Pro the
-    reference is the same model on xdepth.preprocess inputs (its field of view folded into
+    reference is the same model on xdepth.model.preprocess inputs (its field of view folded into
     the depth, as transformers' post-processing does), upsampled the same way.
     """
     if name not in _loaded:

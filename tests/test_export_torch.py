@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 from conftest import shipped_model_structured
 
-from xdepth.artifact import load_manifest
-from xdepth.backends import open_artifact
-from xdepth.backends.torch_graph import TorchGraphBackend
-from xdepth.export.artifact import export
+from xdepth.eval.metrics import inv_depth_agreement, mask_iou, recipe_mask
+from xdepth.eval.scenes import HELD_OUT_BASE_SEED, make_scene
+from xdepth.export.exporter import export
 from xdepth.export.load import load_model
 from xdepth.export.reference import ReferenceBackend
-from xdepth.metrics import inv_depth_agreement, mask_iou, recipe_mask
-from xdepth.registry import get_card
-from xdepth.scenes import HELD_OUT_BASE_SEED, make_scene
+from xdepth.model.backends import open_artifact
+from xdepth.model.backends.torch_graph import TorchGraphBackend
+from xdepth.model.cards import get_card
+from xdepth.model.manifest import load_manifest
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -93,8 +93,8 @@ RUN_WITHOUT_TORCH = textwrap.dedent(
     import json, sys
     sys.modules["torch"] = None  # any `import torch` now raises ImportError
     import numpy as np
-    from xdepth.backends import BackendUnavailable, open_artifact
-    from xdepth.scenes import make_scene
+    from xdepth.model.backends import BackendUnavailable, open_artifact
+    from xdepth.eval.scenes import make_scene
 
     ov_dir, torch_dir, seed, h, w, out = sys.argv[1:]
     image = make_scene(int(seed), int(h), int(w)).rgb

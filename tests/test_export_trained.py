@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 from conftest import shipped_model_structured
 
-from xdepth.artifact import load_manifest
-from xdepth.backends import open_artifact
-from xdepth.cli import main
-from xdepth.export.artifact import export
+from xdepth.cli.main import main
+from xdepth.eval.metrics import inv_depth_agreement, mask_iou, recipe_mask
+from xdepth.eval.scenes import HELD_OUT_BASE_SEED, Scene, make_scene
+from xdepth.export.exporter import export
 from xdepth.export.load import load_model
 from xdepth.export.reference import ReferenceBackend
-from xdepth.metrics import inv_depth_agreement, mask_iou, recipe_mask
-from xdepth.registry import get_card
-from xdepth.scenes import HELD_OUT_BASE_SEED, Scene, make_scene
-from xdepth.weights import local_weights
+from xdepth.model.backends import open_artifact
+from xdepth.model.cards import get_card
+from xdepth.model.manifest import load_manifest
+from xdepth.model.weights import local_weights
 
 CARD = get_card("xdepth-tiny")
 pytestmark = [

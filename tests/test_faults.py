@@ -20,17 +20,17 @@ import pytest
 from PIL import Image
 
 from xdepth.api import open_backend
-from xdepth.cli import main
-from xdepth.inputs import InputItem, collect_inputs, open_inputs
+from xdepth.cli.main import main
+from xdepth.eval.scenes import make_scene
+from xdepth.job.inputs import InputItem, collect_inputs, open_inputs
+from xdepth.job.local import JobLog, RunSummary, run
+from xdepth.job.output_folder import JOB_FILE, LOCK_FILE, OutputFolder, settings_record
+from xdepth.job.ray_actor import DepthActor
+from xdepth.job.ray_job import _collect
+from xdepth.job.signals import Interrupted, stop_on_signals
+from xdepth.job.storage import BYTES_PER_PIXEL, NEXT_IMAGES, estimate_output_bytes, parse_size
+from xdepth.outputs.settings import PostSettings
 from xdepth.post import TEMP_PREFIX
-from xdepth.ray_actor import DepthActor
-from xdepth.ray_runner import _collect
-from xdepth.resume import JOB_FILE, LOCK_FILE, OutputFolder, settings_record
-from xdepth.runner import JobLog, RunSummary, run
-from xdepth.scenes import make_scene
-from xdepth.settings import PostSettings
-from xdepth.signals import Interrupted, stop_on_signals
-from xdepth.storage import BYTES_PER_PIXEL, NEXT_IMAGES, estimate_output_bytes, parse_size
 
 IMAGES = 10
 SUFFIXES = PostSettings().file_suffixes
@@ -169,7 +169,7 @@ def test_sigterm_stops_like_ctrl_c_and_a_rerun_finishes_it(
     env = dict(os.environ, XDEPTH_CACHE=str(tmp_path / "ov-cache"))
     # Paths go in on stdin and the pipe stays open: the job is mid-way when signalled.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "xdepth.cli", "run", "-", "-o", str(out), *job["args"]],
+        [sys.executable, "-m", "xdepth.cli.main", "run", "-", "-o", str(out), *job["args"]],
         cwd=job["images"],
         env=env,
         stdin=subprocess.PIPE,
@@ -203,7 +203,7 @@ def test_a_second_signal_exits_at_once() -> None:
     assert caught.value.exit_code == 143 and caught.value.name == "SIGTERM"
     script = (
         "import os, signal\n"
-        "from xdepth.signals import Interrupted, stop_on_signals\n"
+        "from xdepth.job.signals import Interrupted, stop_on_signals\n"
         "with stop_on_signals():\n"
         "    try:\n"
         "        os.kill(os.getpid(), signal.SIGINT)\n"

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xdepth.imageio import ImageReadError, image_from_array, read_image, to_rgb
-from xdepth.inputs import InputError, InputItem, RejectedInput, collect_inputs, open_inputs
+from xdepth.job.imageio import ImageReadError, image_from_array, read_image, to_rgb
+from xdepth.job.inputs import InputError, InputItem, RejectedInput, collect_inputs, open_inputs
 
 
 def _save(image: Image.Image, path: Path, **options: object) -> Path:

@@ -13,10 +13,10 @@ import torch
 from xdepth.errors import XDepthError
 from xdepth.export.load import ConfigMismatch, load_model
 from xdepth.export.reference import image_processor
-from xdepth.preprocess import preprocess
-from xdepth.registry import get_card
-from xdepth.registry import test_cards as tiny_cards
-from xdepth.weights import WeightsNotFound
+from xdepth.model.cards import get_card
+from xdepth.model.cards import test_cards as tiny_cards
+from xdepth.model.preprocess import preprocess
+from xdepth.model.weights import WeightsNotFound
 
 # Depth Pro's processor needs torchvision, which has no CPU build to install here.
 TINY_DPT = [c.name for c in tiny_cards() if c.preprocess.processor == "DPTImageProcessor"]

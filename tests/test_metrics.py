@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xdepth.metrics import (
+from xdepth.eval.metrics import (
     MIN_INV_DEPTH,
     abs_rel,
     align_scale_shift,

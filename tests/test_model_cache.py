@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 
 from xdepth.api import DepthEngine
-from xdepth.backends import open_artifact
-from xdepth.cli import main
-from xdepth.hardware import CpuInfo, PrecisionFallbackWarning, cpu_info, fallback_note
-from xdepth.model_cache import AUTO_MARGIN, artifacts_dir, choose_precision, native_precisions
-from xdepth.scenes import HELD_OUT_BASE_SEED, make_scene, photo_hw
+from xdepth.cli.main import main
+from xdepth.eval.scenes import HELD_OUT_BASE_SEED, make_scene, photo_hw
+from xdepth.model.backends import open_artifact
+from xdepth.model.cache import AUTO_MARGIN, artifacts_dir, choose_precision, native_precisions
+from xdepth.model.hardware import CpuInfo, PrecisionFallbackWarning, cpu_info, fallback_note
 
 ZEN3 = {"avx2", "fma", "sse4_2"}
 ZEN3_ISA = {"f32": "AVX2", "bf16": "none", "int8": "AVX2 (no VNNI)"}
@@ -40,8 +40,8 @@ def test_cpu_isa_per_precision(flags: set, caps: tuple, isa: dict, bf16: bool) -
 
 def test_fallback_is_named_only_when_the_cpu_computes_less(monkeypatch) -> None:
     avx2 = CpuInfo("AMD EPYC 7B13", frozenset(ZEN3), ("FP32", "INT8"))
-    monkeypatch.setattr("xdepth.hardware.cpu_info", lambda: avx2)
-    monkeypatch.setattr("xdepth.model_cache.cpu_info", lambda: avx2)
+    monkeypatch.setattr("xdepth.model.hardware.cpu_info", lambda: avx2)
+    monkeypatch.setattr("xdepth.model.cache.cpu_info", lambda: avx2)
     assert fallback_note("bf16", "bf16", "bf16") is None
     assert fallback_note("f32", "f32", "f32") is None
     note = fallback_note("bf16", "f32", "bf16")

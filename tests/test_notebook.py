@@ -21,7 +21,7 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from PIL import Image
 
-from xdepth.model_cache import native_precisions
+from xdepth.model.cache import native_precisions
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "quickstart.ipynb"
 # A hung cell fails the test instead of blocking the suite; not a speed requirement.

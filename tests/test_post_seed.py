@@ -26,8 +26,10 @@ import pytest
 from PIL import Image
 
 from xdepth import DepthEngine
-from xdepth.backends import open_artifact
-from xdepth.cli import main
+from xdepth.cli.main import main
+from xdepth.eval.scenes import make_scene
+from xdepth.model.backends import open_artifact
+from xdepth.outputs.settings import SettingsError
 from xdepth.post import (
     composite_color,
     encode_png,
@@ -37,8 +39,6 @@ from xdepth.post import (
     to_uint8_max,
     uint8_cut,
 )
-from xdepth.scenes import make_scene
-from xdepth.settings import SettingsError
 
 torch = pytest.importorskip("torch")
 X86 = platform.machine().lower() in ("x86_64", "amd64")

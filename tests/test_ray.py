@@ -23,11 +23,11 @@ ray = pytest.importorskip("ray")
 
 from test_run import mixed_folder  # noqa: E402  (good JPEGs among three bad files)
 
-from xdepth.cli import main  # noqa: E402
-from xdepth.export.artifact import export  # noqa: E402
-from xdepth.ray_actor import NUMA_NODES  # noqa: E402
-from xdepth.ray_runner import run_ray  # noqa: E402
-from xdepth.resume import JOB_FILE, LOCK_FILE  # noqa: E402
+from xdepth.cli.main import main  # noqa: E402
+from xdepth.export.exporter import export  # noqa: E402
+from xdepth.job.output_folder import JOB_FILE, LOCK_FILE  # noqa: E402
+from xdepth.job.ray_actor import NUMA_NODES  # noqa: E402
+from xdepth.job.ray_job import run_ray  # noqa: E402
 
 __all__ = ["mixed_folder"]
 BOOKKEEPING = {JOB_FILE, LOCK_FILE, "run.json", "errors.jsonl"}
@@ -162,7 +162,7 @@ def test_numa_claims_confine_the_process_one_actor_per_node(tmp_path: Path) -> N
 import os, threading
 from pathlib import Path
 from xdepth.errors import XDepthError
-from xdepth.ray_actor import claim_numa_node
+from xdepth.job.ray_actor import claim_numa_node
 nodes, locks = Path({str(nodes)!r}), Path({str(locks)!r})
 threading.Thread(target=threading.Event().wait, daemon=True).start()  # moved too
 everywhere = os.sched_getaffinity(0)
@@ -186,7 +186,7 @@ for _ in range(3):  # three actors' claims; each keeps its lock's descriptor ope
 
 def test_cpu_pinning_reaches_openvino(shipped_artifact: Path, cache_dir: Path) -> None:
     """Actors sharing CPUs turn OpenVINO's pinning off (it would stack them on CPU 0)."""
-    from xdepth.backends import open_artifact
+    from xdepth.model.backends import open_artifact
 
     for pinning in (False, True):
         backend = open_artifact(shipped_artifact, cache_dir=cache_dir, cpu_pinning=pinning)
@@ -218,5 +218,5 @@ def test_an_actor_that_cannot_start_stops_the_job_with_exit_2(
 
 
 def test_ray_is_imported_only_when_a_job_runs() -> None:
-    parse = "import xdepth, xdepth.cli, xdepth.ray_runner; xdepth.cli.build_parser()"
+    parse = "import xdepth, xdepth.cli, xdepth.job.ray_job; xdepth.cli.build_parser()"
     assert modules_loaded_by(parse, ("ray",)) == []

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xdepth.outputs import DepthResult
+from xdepth.job.local import _progress_bar
+from xdepth.outputs.result import DepthResult
+from xdepth.outputs.settings import SettingsError
 from xdepth.post import colorize, threshold_mask
-from xdepth.runner import _progress_bar
-from xdepth.settings import SettingsError
 
 HEIGHT_PX, WIDTH_PX = 48, 64
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from xdepth.cli import main
+from xdepth.cli.main import main
+from xdepth.eval.scenes import make_scene
+from xdepth.job.output_folder import JOB_FILE, LOCK_FILE, OutputFolder
 from xdepth.post import TEMP_PREFIX
-from xdepth.resume import JOB_FILE, LOCK_FILE, OutputFolder
-from xdepth.scenes import make_scene
 
 OUTPUTS = "depth16,mask,cutout,npy"
 SUFFIXES = ("depth16.png", "mask.png", "cutout.png", "depth.npy")
@@ -61,7 +61,7 @@ def test_killed_job_resumes_to_identical_bytes(
     # Paths go in on stdin and the pipe stays open, so the job cannot finish on its own:
     # it is killed while it has work left, whatever the machine's speed.
     job = subprocess.Popen(
-        [sys.executable, "-m", "xdepth.cli", "run", "-", "-o", str(out), *common],
+        [sys.executable, "-m", "xdepth.cli.main", "run", "-", "-o", str(out), *common],
         cwd=images,
         env=env,
         stdin=subprocess.PIPE,

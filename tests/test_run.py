@@ -10,13 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
-from xdepth.cli import main
+from xdepth.cli.main import main
+from xdepth.eval.scenes import make_scene
 from xdepth.export.load import load_model
 from xdepth.export.reference import ReferenceBackend, image_processor
-from xdepth.outputs import DepthResult
-from xdepth.registry import real_cards
-from xdepth.scenes import make_scene
-from xdepth.settings import make_settings
+from xdepth.model.cards import real_cards
+from xdepth.outputs.result import DepthResult
+from xdepth.outputs.settings import make_settings
 
 TINY = ["--variant", "tiny-dpt-beit", "--random-init", "--reference"]
 KINDS = ("depth16.png", "depth-color.png", "mask.png", "cutout.png")

@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xdepth import scenes
-from xdepth.metrics import recipe_mask
-from xdepth.scenes import HELD_OUT_BASE_SEED, HELD_OUT_SEEDS, TRAIN_SEEDS, make_scene, make_scenes
+from xdepth.eval import scenes
+from xdepth.eval.metrics import recipe_mask
+from xdepth.eval.scenes import (
+    HELD_OUT_BASE_SEED,
+    HELD_OUT_SEEDS,
+    TRAIN_SEEDS,
+    make_scene,
+    make_scenes,
+)
 
 SEEDS = [0, 1, 2, 3, 17, HELD_OUT_BASE_SEED, HELD_OUT_BASE_SEED + 5]
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from xdepth.cli import main
+from xdepth.cli.main import main
 from xdepth.export.load import load_model
-from xdepth.export.train_tiny import evaluate
-from xdepth.registry import get_card
-from xdepth.weights import local_weights
+from xdepth.export.train.tiny import evaluate
+from xdepth.model.cards import get_card
+from xdepth.model.weights import local_weights
 
 CARD = get_card("xdepth-tiny")
 WEIGHTS = local_weights(CARD)

@@ -1,7 +1,7 @@
 """The tiny-model trainer: reproducible, its weights load through the normal offline path.
 
 A short run on the smallest test card: the shipped xdepth-tiny is trained the same way, only
-longer (`python -m xdepth.export.train_tiny --out configs/weights/xdepth-tiny --seed 1`).
+longer (`python -m xdepth.export.train.tiny --out configs/weights/xdepth-tiny --seed 1`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from xdepth.eval.scenes import HELD_OUT_BASE_SEED, make_scene
 from xdepth.export.load import load_model
-from xdepth.export.train_data import (
+from xdepth.export.train.data import (
     BACKGROUND,
     DECOY,
     SHADOW_DECOY,
@@ -27,16 +28,15 @@ from xdepth.export.train_data import (
     augment,
     make_pool,
 )
-from xdepth.export.train_loss import (
+from xdepth.export.train.loss import (
     MASK_MARGIN,
     aligned_log_error,
     depth_loss,
     edge_mask_loss,
     ramp,
 )
-from xdepth.export.train_tiny import evaluate, keep_freed_memory, main
-from xdepth.registry import get_card
-from xdepth.scenes import HELD_OUT_BASE_SEED, make_scene
+from xdepth.export.train.tiny import evaluate, keep_freed_memory, main
+from xdepth.model.cards import get_card
 
 ARGS = ["--variant", "tiny-dpt-beit", "--steps", "12", "--pool", "16", "--batch", "4"]
 ARGS += ["--val-every", "6", "--val-scenes", "2", "--eval-scenes", "2", "--threads", "1"]
@@ -65,7 +65,7 @@ def test_log_records_the_run_and_the_kept_step(two_runs: tuple[Path, Path]) -> N
         4,
     )
     assert log["kept_step"] in (6, 12)
-    assert log["command"].startswith("python -m xdepth.export.train_tiny --variant tiny-dpt-beit")
+    assert log["command"].startswith("python -m xdepth.export.train.tiny --variant tiny-dpt-beit")
     assert 0.0 <= log["held_out"]["mask_iou_mean"] <= 1.0
     assert log["held_out"]["scenes"] == 2
 

@@ -57,7 +57,7 @@ OUT: per_image.csv (a line per scored sample), eval.json (model, precision asked
 
 
 def add_eval_parser(sub: argparse._SubParsersAction) -> None:
-    from xdepth.cli_options import add_engine_args, add_model_args
+    from xdepth.cli.options import add_engine_args, add_model_args
 
     parser = sub.add_parser(
         "eval",
@@ -124,11 +124,11 @@ def _model_from_positional(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from xdepth.backends.interface import as_backend
-    from xdepth.cli_options import open_model, run_options
+    from xdepth.cli.options import open_model, run_options
     from xdepth.eval.datasets import open_dataset
     from xdepth.eval.protocol import make_protocol
     from xdepth.eval.runner import evaluate
+    from xdepth.model.backends.interface import as_backend
 
     _model_from_positional(args)
     dataset = open_dataset(args.dataset, args.data, args.split)  # cheap checks first

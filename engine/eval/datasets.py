@@ -46,7 +46,7 @@ import numpy as np
 from PIL import Image
 
 from xdepth.errors import XDepthError
-from xdepth.imageio import DecodedImage, allow_pixels, to_rgb
+from xdepth.job.imageio import DecodedImage, allow_pixels, to_rgb
 
 
 class DatasetError(XDepthError):

@@ -14,7 +14,7 @@ upsamples it), following Marigold's ``script/eval/eval.py`` and ``src/util/align
    the fitted scale and shift apply to the full image;
 3. aligned disparity is floored at 1e-3 (Marigold's guard against zero disparity), turned
    into depth, clipped to the set's range and to at least 1e-6;
-4. AbsRel, delta1-3, RMSE and log10 (`xdepth.metrics.depth_errors`) over the valid pixels;
+4. AbsRel, delta1-3, RMSE and log10 (`xdepth.eval.metrics.depth_errors`) over the valid pixels;
    the set's figure is the mean over images.
 """
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from xdepth.errors import XDepthError
 from xdepth.eval.datasets import DatasetSpec
-from xdepth.metrics import depth_errors, fit_scale_shift
+from xdepth.eval.metrics import depth_errors, fit_scale_shift
 
 METRICS = ("abs_rel", "delta1", "delta2", "delta3", "rmse", "log10")
 ALIGNMENTS = ("auto", "scale-shift", "scale", "none")

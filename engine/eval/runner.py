@@ -1,16 +1,16 @@
 """`xdepth eval`'s job: a set's samples through the engine's pipeline, scored in its post
 workers, into OUT.
 
-The same pipelined path as `xdepth run` (`xdepth.pipeline.Pipeline`): readers decode the
+The same pipelined path as `xdepth run` (`xdepth.job.pipeline.Pipeline`): readers decode the
 image and its ground truth, inference keeps requests in flight, post workers upsample the
 prediction to the ground truth's size and score it (`xdepth.eval.protocol`). OUT holds:
 
 - ``per_image.csv``: one line per scored sample, appended as it is scored;
 - ``eval.json``: model, precision asked for and computed, CPU, dataset, split size, each
   metric averaged over images, images/s, and the published figures beside ours;
-- ``errors.jsonl`` and ``run.json``: as for `xdepth run` (`xdepth.runner.JobLog`).
+- ``errors.jsonl`` and ``run.json``: as for `xdepth run` (`xdepth.job.local.JobLog`).
 
-OUT's job file (`xdepth.resume.OutputFolder`) records model, dataset, split and protocol:
+OUT's job file (`xdepth.job.output_folder.OutputFolder`) records model, dataset, split and protocol:
 the same command again skips the samples already in ``per_image.csv``; other settings are
 refused unless ``overwrite``. A missing or damaged sample is reported by name, counted,
 and the evaluation goes on.
@@ -25,16 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xdepth.backends.interface import Backend, as_backend
 from xdepth.eval.datasets import Dataset, Sample
 from xdepth.eval.protocol import METRICS, Protocol, mean_scores, score_image
-from xdepth.hardware import cpu_info
-from xdepth.imageio import DEFAULT_MAX_PIXELS
-from xdepth.pipeline import Pipeline, Task
+from xdepth.job.imageio import DEFAULT_MAX_PIXELS
+from xdepth.job.local import JobLog, RunSummary
+from xdepth.job.output_folder import OutputFolder
+from xdepth.job.pipeline import Pipeline, Task
+from xdepth.model.backends.interface import Backend, as_backend
+from xdepth.model.hardware import cpu_info
 from xdepth.post.encoders import write_atomic
 from xdepth.post.resize import resize_depth
-from xdepth.resume import OutputFolder
-from xdepth.runner import JobLog, RunSummary
 
 PER_IMAGE_FILE = "per_image.csv"
 EVAL_FILE = "eval.json"
@@ -81,7 +81,7 @@ def describe_scores(ours: dict[str, float], published: dict[str, Any] | None) ->
 
 def published_figures(inference: Backend, dataset: str) -> dict[str, Any] | None:
     """The card's published zero-shot figures for `dataset`, when it cites some."""
-    from xdepth.registry import CardError, get_card
+    from xdepth.model.cards import CardError, get_card
 
     variant = inference.identity().get("variant")
     if not variant:
@@ -137,7 +137,7 @@ def evaluate(
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> EvalSummary:
     """Score `backend` on `dataset` under `protocol` into `out`; see the module docstring."""
-    from xdepth.settings import PostSettings
+    from xdepth.outputs.settings import PostSettings
 
     inference = as_backend(backend)
     settings = PostSettings()

@@ -1,0 +1,165 @@
+"""The actor of `xdepth run --ray`: one artifact, opened once, and the engine's own pipeline.
+
+Ray Data constructs `DepthActor` in a process of its own on some node of the cluster and
+calls it with batches of (path, rel) rows; it returns one row per image. Nothing here
+imports Ray: the class is plain Python, which Ray runs as an actor (xdepth.job.ray_job).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xdepth.api import open_backend
+from xdepth.errors import XDepthError
+from xdepth.job.inputs import InputItem
+from xdepth.job.local import job_pipeline
+from xdepth.job.output_folder import OutputFolder, settings_record
+from xdepth.job.pipeline import Task
+from xdepth.job.storage import StorageFault
+from xdepth.model.backends.interface import as_backend
+from xdepth.outputs.settings import PostSettings
+
+__all__ = ["STAGE_KEYS", "DepthActor", "claim_numa_node"]
+STAGE_KEYS = ("busy_s", "waited_for_input_s", "waited_on_next_stage_s")
+NUMA_NODES = Path("/sys/devices/system/node")
+
+
+class DepthActor:
+    """One actor of the pool: the artifact opened once, every batch through the job pipeline.
+
+    Ray constructs it on its node with the driver's paths and settings; `cpus` is what Ray
+    reserved for it, and becomes OpenVINO's INFERENCE_NUM_THREADS. Ray reserves CPUs by
+    count, not by id: when this process may run on more CPUs than that, other actors may
+    share them, and OpenVINO's thread pinning (first CPUs first) would stack every actor's
+    streams on the same cores, so it is turned off. A process confined to its own CPUs
+    (`numa`: a NUMA node claimed with `claim_numa_node`) keeps it.
+    """
+
+    def __init__(
+        self,
+        artifact: str,
+        out: str,
+        cwd: str,
+        settings: PostSettings,
+        cpus: int,
+        backend_options: dict[str, Any],
+        pipeline_options: dict[str, Any],
+        numa: bool = False,
+    ) -> None:
+        try:
+            os.chdir(cwd)
+        except OSError as exc:
+            raise XDepthError(
+                f"{cwd}: the driver's working folder is not reachable on "
+                f"{socket.gethostname()} ({exc.strerror}); run the job from a folder on a "
+                "filesystem every node mounts at the same path"
+            ) from None
+        self.numa_node, self._numa_lock = claim_numa_node() if numa else (None, None)
+        shared = not numa and len(os.sched_getaffinity(0)) > cpus
+        backend = open_backend(
+            artifact, threads=cpus, cpu_pinning=False if shared else None, **backend_options
+        )
+        self.inference = as_backend(backend)
+        self.settings = settings
+        record = settings_record(self.inference.identity(), settings)
+        self.folder = OutputFolder(out, record).attach()
+        self.pipeline_options = pipeline_options
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Paths and rels in; per image: status, stage, reason and a share of the timings."""
+        items = [
+            InputItem(Path(path), Path(rel))
+            for path, rel in zip(batch["path"], batch["rel"], strict=True)
+        ]
+        pipeline = job_pipeline(self.inference, self.settings, self.folder, **self.pipeline_options)
+        busy_before = self.inference.clock.seconds
+        started = time.time()  # wall clock: comparable across the pool's processes
+        done: list[Task] = []
+        fault: StorageFault | None = None
+        try:
+            done.extend(pipeline.results(items))
+        except StorageFault as exc:  # OUT refused data: reported, and the driver stops
+            fault = exc
+        tasks = sorted(done, key=lambda task: task.index)
+        errors = [_error(task, fault) for task in tasks]
+        share = 1.0 / len(tasks)
+        rows: dict[str, Any] = {
+            "actor": [self.name] * len(tasks),
+            "started": [started] * len(tasks),
+            "ended": [time.time()] * len(tasks),
+            "path": [str(task.path) for task in tasks],
+            "status": [_status(task, error) for task, error in zip(tasks, errors, strict=True)],
+            "stage": [error[0] if error else "" for error in errors],
+            "reason": [error[1] if error else "" for error in errors],
+            "model_s": [(self.inference.clock.seconds - busy_before) * share] * len(tasks),
+        }
+        for name, stats in pipeline.stats.items():
+            figures = stats.as_dict()
+            rows[f"{name}.workers"] = [figures["workers"]] * len(tasks)
+            for key in STAGE_KEYS:
+                rows[f"{name}.{key}"] = [figures[key] * share] * len(tasks)
+        return {key: np.asarray(values) for key, values in rows.items()}
+
+
+def _error(task: Task, fault: StorageFault | None) -> tuple[str, str] | None:
+    """(stage, reason) of a failed task; (code, reason) of one a storage fault cancelled."""
+    if task.cancelled and fault is not None:
+        return fault.code, str(fault)
+    return task.error
+
+
+def _status(task: Task, error: tuple[str, str] | None) -> str:
+    if task.cancelled:
+        return "stopped"
+    return "failed" if error else "skipped" if task.skipped else "ok"
+
+
+def claim_numa_node(nodes: Path = NUMA_NODES, locks: Path | None = None) -> tuple[str, int]:
+    """Confine this process to the CPUs of a NUMA node no other actor on the machine holds.
+
+    The claim is an flock on a node-local file per NUMA node, held by the returned file
+    descriptor (the kernel drops it when the process ends). Every thread of the process
+    moves, so OpenVINO, which pins its streams inside the process's CPUs, and the decode and
+    encode threads all stay on the node, near the memory they first touch.
+    """
+    folder = locks or Path(tempfile.gettempdir())
+    allowed = os.sched_getaffinity(0)
+    for node in sorted(nodes.glob("node[0-9]*"), key=lambda path: int(path.name[4:])):
+        cpus = _cpu_list(node / "cpulist") & allowed
+        if not cpus:
+            continue
+        fd = os.open(folder / f"xdepth-numa-{node.name}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        for thread in Path("/proc/self/task").iterdir():
+            with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+                os.sched_setaffinity(int(thread.name), cpus)
+        return node.name, fd
+    raise XDepthError(
+        f"{socket.gethostname()}: no NUMA node in {nodes} is free (each holds another "
+        "xdepth actor); with --ray-numa run at most one actor per NUMA node: set "
+        "--ray-cpus-per-actor to a node's CPUs"
+    )
+
+
+def _cpu_list(path: Path) -> set[int]:
+    """The CPUs of a sysfs list such as '0-3,8-11'."""
+    cpus: set[int] = set()
+    for part in path.read_text().strip().split(","):
+        if part:
+            first, _, last = part.partition("-")
+            cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
