@@ -146,7 +146,7 @@ def test_an_object_that_is_not_a_backend_is_refused() -> None:
 
     with pytest.raises(TypeError, match="is not a backend"):
         as_backend(Predicts())
-    with pytest.raises(TypeError, match=r"subclass xdepth\.backends\.Backend"):
+    with pytest.raises(TypeError, match=r"subclass xdepth\.model\.backends\.Backend"):
         DepthEngine(Predicts())
 
 
