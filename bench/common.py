@@ -22,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from xdepth.hardware import cpu_info, cpu_model
+from xdepth.hardware import core_count, cpu_info, cpu_model
 from xdepth.post.encoders import write_atomic
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -36,13 +36,6 @@ LIBRARIES = (
     "nncf",
     "xdepth",
 )
-
-
-def core_count() -> int:
-    """Cores this process may use (affinity-aware where the OS supports it)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def machine_slug(threads: int | None = None) -> str:

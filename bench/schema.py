@@ -96,11 +96,16 @@ def make_cell(
         raise ValueError(f"unknown cell figures: {', '.join(sorted(unknown))}")
     cell |= figures
     cell["effective_precision"] = cell["effective_precision"] or precision
-    if cell["images_per_s"] is not None:
-        rate = cell["images_per_s"]["median"]
-        ran = cell["effective_precision"]
-        cell |= achieved(rate, cell["gflop_per_image"], ran, peaks or {})
-    return cell
+    return with_share(cell, peaks)
+
+
+def with_share(cell: dict[str, Any], peaks: dict[str, Any] | None) -> dict[str, Any]:
+    """The cell with its TFLOP/s and share of the peak of the precision it ran in."""
+    if cell.get("images_per_s") is None:
+        return cell
+    ran = cell.get("effective_precision") or cell["precision"]
+    rate = cell["images_per_s"]["median"]
+    return cell | achieved(rate, cell["gflop_per_image"], ran, peaks or {})
 
 
 def failed_cell(variant: dict[str, Any], error: BaseException, **where: Any) -> dict[str, Any]:

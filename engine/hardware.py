@@ -9,6 +9,7 @@ here, so a manifest, a run.json and a bench row name the same facts.
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 from dataclasses import dataclass
@@ -187,6 +188,18 @@ def cpu_flags() -> set[str] | None:
         return None
     match = re.search(r"^flags\s*:\s*(.*)$", text, re.MULTILINE)
     return set(match.group(1).split()) if match else None
+
+
+def core_count() -> int:
+    """Cores this process may use (affinity-aware where the OS supports it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def machine_key() -> str:
+    """This CPU and the cores this process may use, as measured choices are keyed."""
+    return cpu_info().machine_name(core_count())
 
 
 @lru_cache(maxsize=1)

@@ -12,7 +12,13 @@ from PIL import Image
 from xdepth.api import DepthEngine
 from xdepth.backends import open_artifact
 from xdepth.cli import main
-from xdepth.hardware import CpuInfo, PrecisionFallbackWarning, cpu_info, fallback_note
+from xdepth.hardware import (
+    CpuInfo,
+    PrecisionFallbackWarning,
+    cpu_info,
+    fallback_note,
+    machine_key,
+)
 from xdepth.model_cache import AUTO_MARGIN, artifacts_dir, choose_precision, native_precisions
 from xdepth.scenes import HELD_OUT_BASE_SEED, make_scene, photo_hw
 
@@ -86,7 +92,7 @@ def test_run_without_a_model_option_runs_the_fastest_artifact(
     run = json.loads((out / "run.json").read_text())
     precision = run["precision"]
     record_file = next(artifacts_dir().glob("auto-xdepth-tiny-*.json"))
-    record = json.loads(record_file.read_text())[cpu_info().model]
+    record = json.loads(record_file.read_text())[machine_key()]
     assert precision["effective"] == record["chosen"] in native_precisions()
     assert set(record["model_images_per_s"]) | set(record["dropped"]) == set(native_precisions())
     assert f"{record['chosen']} is the fastest on this CPU" in said
