@@ -78,7 +78,7 @@ def fastest_lines(fastest: dict[str, dict[str, Any]]) -> list[str]:
     """One line per variant: the choice and the rates behind it."""
     lines = []
     for variant, record in sorted(fastest.items()):
-        rates = ", ".join(f"{n} {r:.3g}" for n, r in sorted(record["rates"].items()))
+        rates = ", ".join(f"{n} {_rate(r)}" for n, r in sorted(record["rates"].items()))
         skipped = [
             f"{n} ({why})" for n, why in {**record["not_native"], **record["dropped"]}.items()
         ]
@@ -89,3 +89,7 @@ def fastest_lines(fastest: dict[str, dict[str, Any]]) -> list[str]:
             f"(model-only images/s: {rates}{extra})"
         )
     return lines
+
+
+def _rate(value: float) -> str:
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"

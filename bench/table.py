@@ -188,14 +188,22 @@ MEMORY_NOTE = (
 
 
 def fastest_table_lines(cells: list[dict[str, Any]]) -> list[str]:
-    """The fastest native precision per variant and result file, as the bench reports it."""
+    """The fastest native precision per variant on one machine, from the newest cell of
+    each precision there (runs of one precision each add up; the sources are listed)."""
     from xdepth.bench.fastest import fastest_lines, fastest_precisions
 
-    lines = []
-    for name in sorted({c["result_file"] for c in cells}):
-        found = fastest_precisions([c for c in cells if c["result_file"] == name])
-        lines += [f"{name}: {line}" for line in fastest_lines(found)]
-    return lines
+    lines = fastest_lines(fastest_precisions(cells))
+    return [f"{line} [{_sources(cells, line)}]" for line in lines]
+
+
+def _sources(cells: list[dict[str, Any]], line: str) -> str:
+    variant = line.split(" for ", 1)[1].split(":", 1)[0]
+    files = {
+        c["result_file"]
+        for c in cells
+        if c["variant"] == variant and c["contender"] == "xdepth" and c["mode"] == "model-only"
+    }
+    return ", ".join(sorted(files))
 
 
 BENCHMARK_APP_TARGET = 0.95  # xdepth model-only images/s over benchmark_app's, same IR
