@@ -11,8 +11,9 @@ after each stage, read from /proc/self/status:
   stores float weights as f16 and int8 weights as int8; the CPU plugin unpacks them to
   f32 or bf16 and repacks them for its kernels), plus each stream's buffers;
 - ``steady``: after the run: activations, requests in flight, decode and encode queues;
-- ``peak``: VmHWM, and the parent's wait4 ru_maxrss (what ``/usr/bin/time -v`` prints as
-  "Maximum resident set size") for the process as a whole.
+- ``peak``: VmHWM, the process's high-water mark (what ``/usr/bin/time -v`` prints as
+  "Maximum resident set size" for `xdepth run`). Not the parent's wait4 ru_maxrss: Linux
+  counts the forked copy of the parent before exec in it, here the whole bench process.
 
 Cold is an empty OpenVINO compile cache (the first run on a node: the IR is read and
 transformed), warm a filled one (every later run: the compiled blob is loaded).
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -92,17 +92,12 @@ def measure_engine(
             command += ["--threads", str(threads)]
         if streams is not None:
             command += ["--streams", str(streams)]
-        log = Path(tmp) / "stdout"
-        with log.open("wb") as out:
-            child = subprocess.Popen([*command, *map(str, images)], stdout=out)
-            _, status, usage = os.wait4(child.pid, 0)
-            child.returncode = os.waitstatus_to_exitcode(status)
-        text = log.read_text(encoding="utf-8", errors="replace")
-    lines = [line for line in text.splitlines() if line.startswith(RESULT_PREFIX)]
-    if child.returncode != 0 or not lines:
-        raise RuntimeError(f"memory measurement failed (exit {child.returncode}): {text[-600:]}")
+        done = subprocess.run([*command, *map(str, images)], capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    if done.returncode != 0 or not lines:
+        output = (done.stdout + done.stderr)[-600:]
+        raise RuntimeError(f"memory measurement failed (exit {done.returncode}): {output}")
     found = json.loads(lines[-1][len(RESULT_PREFIX) :])
-    found["max_rss_mb"] = round(usage.ru_maxrss / 1024, 1)  # Linux: kB
     return found
 
 
@@ -117,7 +112,7 @@ def engine_memory(
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     stored = artifact_bytes(artifact) / MB
-    peak = max(cold["max_rss_mb"], warm["max_rss_mb"])
+    peak = max(cold["stages_mb"]["peak"], warm["stages_mb"]["peak"])
     return {
         "peak_rss_mb": peak,
         "steady_rss_mb": warm["stages_mb"]["steady"],
@@ -127,9 +122,9 @@ def engine_memory(
         "cold_cache": cold,
         "warm_cache": warm,
         "images": len(images),
-        "what": "xdepth run's work (DepthEngine.run) in a process of its own; peak: wait4 "
-        "ru_maxrss, the larger of an empty and a filled compile cache; steady: VmRSS after "
-        "the run with a filled cache",
+        "what": "xdepth run's work (DepthEngine.run) in a process of its own; peak: its VmHWM, "
+        "the larger of an empty and a filled compile cache; steady: VmRSS after the run "
+        "with a filled cache",
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import sys
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from PIL import Image
+
+from xdepth.model_cache import native_precisions
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "quickstart.ipynb"
 # A hung cell fails the test instead of blocking the suite; not a speed requirement.
@@ -107,9 +110,10 @@ def test_quickstart_runs_and_shows_its_pictures(private_environment: None) -> No
     nb.cells.insert(0, nbformat.v4.new_code_cell(OFFLINE_CELL))
     notebook_client(nb).execute()  # raises CellExecutionError at the first failing cell
 
-    assert "xdepth-tiny: openvino int8" in "".join(
-        o.get("text", "") for o in cell(nb, "export").outputs
-    )
+    # The precision auto measured fastest on this CPU (under load it can be any native one).
+    said = "".join(o.get("text", "") for o in cell(nb, "export").outputs)
+    chosen = re.search(r"xdepth-tiny: openvino (f32|bf16|int8)", said)
+    assert chosen and chosen.group(1) in native_precisions()
     assert any(WIDGET_VIEW in o.get("data", {}) for o in cell(nb, "run").outputs)  # tqdm widget
     assert png_sizes(cell(nb, "show")) == [(3 * 256, 192)] * 4  # image | depth | cutout
     assert png_sizes(cell(nb, "mask")) == [(2 * 256, 192)]
