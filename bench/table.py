@@ -175,7 +175,8 @@ def readme_table(cells: list[dict[str, Any]], results_label: str) -> str:
         lines += ["", HEADER, *(_row(c) for c in group), ""]
         lines += benchmark_app_lines(group)
         lines += precision_lines(group)
-        lines += [f"- {line}" for line in fastest_table_lines(group)]
+        every = [c for c in cells if c["machine"] == machine]  # each run whole, not newest
+        lines += [f"- {line}" for line in fastest_table_lines(every)]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
@@ -188,22 +189,15 @@ MEMORY_NOTE = (
 
 
 def fastest_table_lines(cells: list[dict[str, Any]]) -> list[str]:
-    """The fastest native precision per variant on one machine, from the newest cell of
-    each precision there (runs of one precision each add up; the sources are listed)."""
+    """The fastest native precision per variant and result file: only cells of one run
+    are compared, since other work on a shared machine slows runs unequally."""
     from xdepth.bench.fastest import fastest_lines, fastest_precisions
 
-    lines = fastest_lines(fastest_precisions(cells))
-    return [f"{line} [{_sources(cells, line)}]" for line in lines]
-
-
-def _sources(cells: list[dict[str, Any]], line: str) -> str:
-    variant = line.split(" for ", 1)[1].split(":", 1)[0]
-    files = {
-        c["result_file"]
-        for c in cells
-        if c["variant"] == variant and c["contender"] == "xdepth" and c["mode"] == "model-only"
-    }
-    return ", ".join(sorted(files))
+    lines = []
+    for name in sorted({c["result_file"] for c in cells}):
+        found = fastest_precisions([c for c in cells if c["result_file"] == name])
+        lines += [f"{name}: {line}" for line in fastest_lines(found)]
+    return lines
 
 
 BENCHMARK_APP_TARGET = 0.95  # xdepth model-only images/s over benchmark_app's, same IR
