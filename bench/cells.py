@@ -28,6 +28,7 @@ from xdepth.bench.measure import (
     time_image_runs,
     time_sequential,
 )
+from xdepth.bench.memory import engine_memory
 from xdepth.bench.schema import make_cell, scores
 from xdepth.eval.scenes import make_scene, photo_hw
 from xdepth.export.calibration import FIDELITY_FIRST_SEED, ImageSet
@@ -165,6 +166,8 @@ def artifact_cells(
                 "contender": "xdepth",
                 "fmt": fmt,
                 "precision": precision,
+                "effective_precision": _effective(engine, precision),
+                "notes": _fallback_notes(engine),
                 "streams": _streams(engine),
                 "requests": engine.inference.requests,
                 "threads": _threads(engine, threads),
@@ -172,7 +175,14 @@ def artifact_cells(
                 **fidelity,
             }
             label = f"{run.info['name']} {fmt}:{precision} streams={streams}"
-            cells += _engine_cells(run, engine, where, settings, label, say)
+            found = _engine_cells(run, engine, where, settings, label, say)
+            del engine  # its compiled model and requests, before the next one is opened
+            if settings.get("memory", True):
+                say(f"{label}: memory of the engine in a process of its own")
+                own = engine_memory(artifact, run.paths, threads, streams)
+                figures = {k: own[k] for k in ("peak_rss_mb", "steady_rss_mb", "artifact_mb")}
+                found = [cell | figures | {"memory": own} for cell in found]
+            cells += found
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     return cells
@@ -209,6 +219,16 @@ def _engine_cells(
         figures = where | memory.figures()
         cells.append(make_cell(run.info, run.peaks, mode="end-to-end", timing=timing, **figures))
     return cells
+
+
+def _effective(engine: Any, precision: str) -> str:
+    """The precision the CPU computes the artifact in (bf16 without native bf16: f32)."""
+    return str(getattr(engine.backend, "effective_precision", None) or precision)
+
+
+def _fallback_notes(engine: Any) -> list[str]:
+    note = getattr(engine.backend, "fallback", None)
+    return [note] if note else []
 
 
 def _streams(engine: Any) -> int:

@@ -20,8 +20,22 @@ QUICK = {
     "formats": ["openvino:f32", "openvino:bf16", "openvino:int8"],
     "streams": ["auto"],
     "images": 8,
+    "peers": ["seed", "pipeline", "benchmark_app"],
 }
-FULL = {"variants": None, "formats": list(FORMATS), "streams": ["1", "auto"], "images": 4}
+# What --quick leaves out, said in its output and its result file.
+QUICK_SKIPS = (
+    "real-size variants (tiny models only: their rates show overheads more than kernels)",
+    "torch.compile peer (compiling takes minutes; --peers compile adds it)",
+    "torch:bf16 format (AOTInductor export; --formats torch:bf16 adds it)",
+    "OpenVINO streams 1 (auto only)",
+)
+FULL = {
+    "variants": None,
+    "formats": list(FORMATS),
+    "streams": ["1", "auto"],
+    "images": 4,
+    "peers": list(PEERS),
+}
 DESCRIPTION = """\
 Throughput against accuracy, on this machine, next to the peers and the hardware limit.
 
@@ -35,9 +49,12 @@ peers (the seed recipe, transformers' pipeline, torch.compile bf16, OpenVINO's
 benchmark_app on the same IR).
 
 Real-size variants run with random weights unless --weights is given: their speed is real,
-their fidelity only shows numerical drift. --quick (xdepth-tiny and tiny-dpt-beit) takes
-5 to 10 minutes on 2 cores, most of it torch.compile (--peers seed,pipeline,benchmark_app
-leaves it out). The full run exports and times every real-size variant: about
+their fidelity only shows numerical drift. --quick (xdepth-tiny and tiny-dpt-beit, no
+torch.compile) takes under 5 minutes on 2 cores and lists what it left out. Each xdepth
+cell's memory is the engine's alone, in a process of its own (cold and warm compile cache;
+--no-memory skips it). The fastest native precision per variant within the fidelity floors
+is reported: what `--precision auto` picks. The full run exports and times every real-size
+variant: about
 a day on 2 cores; DPT-BEiT-L-512 alone with --formats openvino:bf16,openvino:int8 about 2
 hours (exports 15 minutes, the rest timing). Results: bench/results/<machine>/<date>-<name>
 .json, .csv and -pareto.png; `python -m xdepth.bench.report --readme README.md` then
@@ -82,6 +99,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     add("--weights", help="weights folder for the (single) variant; default: random init")
     add("--calibration-size", type=_positive, default=32, help="int8 calibration images")
     add("--no-ceiling", action="store_true", help="skip the matmul peaks")
+    add("--no-memory", action="store_true", help="skip the engine's own-process memory")
     add("--artifacts-dir", help="exported artifacts, reused (default ~/.cache/xdepth/bench)")
     add("--results-dir", help="results root (default bench/results or $XDEPTH_BENCH_RESULTS)")
     add("--name", help="result name (default bench-quick or bench)")
@@ -98,7 +116,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Every setting of a run, defaults filled in from --quick or the full preset."""
     preset = QUICK if args.quick else FULL
-    peers = PEERS if args.peers is None else _peers(args.peers)
+    peers = preset["peers"] if args.peers is None else _peers(args.peers)
     if args.runs < 5:
         raise XDepthError("--runs must be at least 5 (medians of fewer runs are noise)")
     if args.weights and len(args.variants or []) != 1:
@@ -119,6 +137,8 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "ceiling": not args.no_ceiling,
         "eval_data": getattr(args, "eval_data", None),
         "eval_images": getattr(args, "eval_images", None),
+        "memory": not args.no_memory,
+        "skipped": _skipped(args),
     }
 
 
@@ -126,6 +146,19 @@ def _eval_data(text: str) -> dict[str, Any]:
     from xdepth.bench.eval_cells import parse_eval_data
 
     return parse_eval_data(text)
+
+
+def _skipped(args: argparse.Namespace) -> list[str]:
+    """What --quick leaves out that the options did not add back."""
+    if not args.quick:
+        return []
+    added = {
+        QUICK_SKIPS[0]: bool(args.variants),
+        QUICK_SKIPS[1]: args.peers is not None and "compile" in args.peers,
+        QUICK_SKIPS[2]: "torch:bf16" in (args.formats or []),
+        QUICK_SKIPS[3]: bool(args.streams),
+    }
+    return [what for what, back in added.items() if not back]
 
 
 def _peers(text: str) -> list[str]:

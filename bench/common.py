@@ -1,8 +1,9 @@
 """Shared benchmark plumbing: machine identity, library versions, timing, result files.
 
 Results go to ``bench/results/<machine>/<date>-<name>.json`` (override the root with
-``XDEPTH_BENCH_RESULTS``), where ``<machine>`` is a slug of the CPU model and core count,
-so figures from different hosts never overwrite each other.
+``XDEPTH_BENCH_RESULTS``), where ``<machine>`` names the CPU by vendor, generation, best
+native ISA and the threads the run used (``amd-epyc-zen4-avx512bf16-2t``): "AMD EPYC" alone
+is every EPYC generation, and one thread of a CPU is not two.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from xdepth.model.hardware import cpu_model
+from xdepth.model.hardware import core_count, cpu_info, cpu_model
 from xdepth.post.encoders import write_atomic
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -37,18 +38,10 @@ LIBRARIES = (
 )
 
 
-def core_count() -> int:
-    """Cores this process may use (affinity-aware where the OS supports it)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def machine_slug() -> str:
-    """Folder-safe machine name, e.g. ``amd-epyc-2c``."""
-    model = re.sub(r"\((r|tm)\)|cpu|processor|@.*$", " ", cpu_model().lower())
-    slug = re.sub(r"[^a-z0-9]+", "-", model).strip("-") or "unknown-cpu"
-    return f"{slug}-{core_count()}c"
+def machine_slug(threads: int | None = None) -> str:
+    """Folder-safe machine name, e.g. ``amd-epyc-zen4-avx512bf16-2t`` (threads: this
+    process's cores unless a run uses fewer)."""
+    return cpu_info().machine_name(threads or core_count())
 
 
 def library_versions() -> dict[str, str | None]:
@@ -70,12 +63,14 @@ def command_line() -> str:
     return shlex.join([*head, *sys.argv[1:]])
 
 
-def environment() -> dict[str, Any]:
+def environment(threads: int | None = None) -> dict[str, Any]:
     """Where and how a benchmark ran: enough to compare or repeat the figures."""
     return {
-        "machine": machine_slug(),
+        "machine": machine_slug(threads),
         "cpu_model": cpu_model(),
+        "cpu": cpu_info().describe(),
         "cores": core_count(),
+        "threads": threads or core_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "libraries": library_versions(),

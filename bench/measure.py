@@ -2,9 +2,11 @@
 
 A cell's speed is ``runs`` timed runs of ``images`` images each, after ``warmup`` untimed
 runs; images/s is reported as the median run with the slowest and fastest, and latency as
-p50 / p95 over every image of the timed runs. Peak memory is the process's resident set,
+p50 / p95 over every image of the timed runs. The bench process's resident set is
 sampled while the cell runs (all cells share one process, so ``ru_maxrss`` would only ever
-grow); the sampler also reports how much the cell added to what was resident before it.
+grow), with how much the cell added to what was resident before it; it holds the reference
+and earlier contenders too, so the engine's own memory is measured apart
+(xdepth.bench.memory).
 """
 
 from __future__ import annotations
@@ -137,7 +139,7 @@ class PeakRss:
 
     def figures(self) -> dict[str, float]:
         return {
-            "peak_rss_mb": round(self.peak / 2**20, 1),
+            "bench_rss_mb": round(self.peak / 2**20, 1),
             "rss_added_mb": round((self.peak - self.before) / 2**20, 1),
         }
 

@@ -222,9 +222,14 @@ def compile_cell(run: VariantRun, loaded: Any, settings: dict[str, Any]) -> dict
 
 
 def benchmark_app_cell(
-    run: VariantRun, artifact: Path, precision: str, settings: dict[str, Any]
+    run: VariantRun,
+    artifact: Path,
+    precision: str,
+    settings: dict[str, Any],
+    effective: str | None = None,
 ) -> dict[str, Any]:
-    """OpenVINO's benchmark_app on the artifact's IR, THROUGHPUT hint, same threads."""
+    """OpenVINO's benchmark_app on the artifact's IR, THROUGHPUT hint, same threads;
+    `effective` is what the engine found this CPU computes the artifact in."""
     from xdepth.model.manifest import load_manifest
 
     manifest = load_manifest(artifact, check_sha256=False)
@@ -260,6 +265,7 @@ def benchmark_app_cell(
         streams=parsed.get("streams"),
         requests=parsed.get("requests"),
         threads=settings["threads"],
+        effective_precision=effective,
         notes=[
             f"benchmark_app {' '.join(arguments)} with {json.dumps(properties)}",
             "one run; latency p50 is its median",

@@ -25,15 +25,20 @@ from xdepth.eval.datasets import DATASETS
 from xdepth.post import write_atomic
 
 START, END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
-CONTEXT_KEYS = ("result_file", "machine", "cpu_model", "command", "started_utc", "peaks")
+CONTEXT_KEYS = (
+    "result_file", "machine", "cpu_model", "cpu", "threads_used", "command", "started_utc",
+    "peaks",
+)  # fmt: skip
 CSV_LIBRARIES = ("torch", "transformers", "openvino", "nncf", "numpy", "xdepth")
 
 
 def load_results(path: str | Path) -> list[dict[str, Any]]:
     """Every cell of a results JSON file, or of all bench result files under a folder.
 
-    Each cell also carries where it came from: result_file, machine, cpu_model, command,
-    started_utc and the run's matmul peaks. Other result kinds in the folder are skipped.
+    Each cell also carries where it came from: result_file, machine (the folder: it names
+    the CPU, its ISA and the threads), cpu_model, cpu, threads_used, command, started_utc
+    and the run's matmul peaks. Other result kinds in the folder are skipped. Cells of
+    schema 1 measured memory in the bench process: that figure moves to bench_rss_mb.
     """
     path = Path(path)
     files = sorted(path.rglob("*.json")) if path.is_dir() else [path]
@@ -47,13 +52,18 @@ def load_results(path: str | Path) -> list[dict[str, Any]]:
         env = record["environment"]
         context = {
             "result_file": file.name,
-            "machine": env["machine"],
+            "machine": file.parent.name if path.is_dir() else env["machine"],
             "cpu_model": env["cpu_model"],
+            "cpu": env.get("cpu"),
+            "threads_used": env.get("threads") or (record.get("settings") or {}).get("threads"),
             "command": record["command"],
             "started_utc": env["started_utc"],
             "peaks": record.get("peaks"),
         }
-        cells += [cell | context for cell in record["cells"]]
+        for cell in record["cells"]:
+            if record.get("schema_version", 1) < 2:
+                cell = cell | {"bench_rss_mb": cell.get("peak_rss_mb"), "peak_rss_mb": None}
+            cells.append(cell | context)
     return cells
 
 
@@ -159,9 +169,10 @@ CSV_COLUMNS: dict[str, tuple[str, ...]] = {
     **{f"{d}_{k}": ("benchmarks", d, k) for d in DATASETS for k in ("abs_rel", "delta1")},
 }
 CSV_PLAIN = (
-    "variant", "random_init", "weights", "contender", "format", "precision", "mode",
-    "streams", "requests", "threads", "images_per_run", "runs", "peak_rss_mb",
-    "rss_added_mb", "gflop_per_image", "achieved_tflops", "peak_key", "pct_of_peak", "error",
+    "variant", "random_init", "weights", "contender", "format", "precision",
+    "effective_precision", "mode", "streams", "requests", "threads", "images_per_run", "runs",
+    "peak_rss_mb", "steady_rss_mb", "artifact_mb", "bench_rss_mb", "rss_added_mb",
+    "gflop_per_image", "achieved_tflops", "peak_key", "pct_of_peak", "error",
 )  # fmt: skip
 
 
@@ -170,14 +181,19 @@ def csv_text(payload: dict[str, Any]) -> str:
     env = payload["environment"]
     libraries = {f"lib_{name}": env["libraries"].get(name) for name in CSV_LIBRARIES}
     out = io.StringIO()
-    columns = [*CSV_PLAIN, *CSV_COLUMNS, "command", "cpu_model", "machine", *libraries]
+    cpu = env.get("cpu") or {}
+    where = {
+        "cpu_generation": cpu.get("generation"),
+        "isa": " / ".join(f"{k} {v}" for k, v in (cpu.get("isa") or {}).items()),
+    }
+    columns = [*CSV_PLAIN, *CSV_COLUMNS, "command", "cpu_model", *where, "machine", *libraries]
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for cell in payload["cells"]:
         row = {key: cell.get(key) for key in CSV_PLAIN}
         row |= {name: _get(cell, *keys) for name, keys in CSV_COLUMNS.items()}
         row |= {"command": payload["command"], "cpu_model": env["cpu_model"]}
-        writer.writerow(row | {"machine": env["machine"]} | libraries)
+        writer.writerow(row | where | {"machine": env["machine"]} | libraries)
     return out.getvalue()
 
 

@@ -14,7 +14,9 @@ from xdepth.bench.ceiling import achieved
 from xdepth.bench.cli import MODES
 
 SUITE = "xdepth-bench"
-SCHEMA_VERSION = 1
+# 2: peak_rss_mb is the engine in a process of its own (1: the bench process), peaks are
+# native-only, cells carry the effective precision.
+SCHEMA_VERSION = 2
 CELL_KEYS = (
     "variant",
     "random_init",
@@ -22,6 +24,7 @@ CELL_KEYS = (
     "contender",
     "format",
     "precision",
+    "effective_precision",  # what the CPU computed: a bf16 request runs f32 without bf16
     "mode",
     "streams",
     "requests",
@@ -31,7 +34,11 @@ CELL_KEYS = (
     "run_s",
     "images_per_s",  # {"median", "min", "max"}
     "latency_ms",  # {"p50", "p95"}
-    "peak_rss_mb",
+    "peak_rss_mb",  # the engine alone, in its own process (xdepth.bench.memory)
+    "steady_rss_mb",
+    "artifact_mb",
+    "memory",  # the stages behind those figures, cold and warm compile cache
+    "bench_rss_mb",  # the bench process while the cell ran (holds the reference too)
     "rss_added_mb",
     "first_result_s",  # {"cold_cache", "warm_cache", "what"}
     "fidelity",  # vs the fp32 reference: {"delta1", "abs_rel", "mask_iou"}
@@ -89,10 +96,17 @@ def make_cell(
     if unknown:
         raise ValueError(f"unknown cell figures: {', '.join(sorted(unknown))}")
     cell |= figures
-    if cell["images_per_s"] is not None:
-        rate = cell["images_per_s"]["median"]
-        cell |= achieved(rate, cell["gflop_per_image"], precision, peaks or {})
-    return cell
+    cell["effective_precision"] = cell["effective_precision"] or precision
+    return with_share(cell, peaks)
+
+
+def with_share(cell: dict[str, Any], peaks: dict[str, Any] | None) -> dict[str, Any]:
+    """The cell with its TFLOP/s and share of the peak of the precision it ran in."""
+    if cell.get("images_per_s") is None:
+        return cell
+    ran = cell.get("effective_precision") or cell["precision"]
+    rate = cell["images_per_s"]["median"]
+    return cell | achieved(rate, cell["gflop_per_image"], ran, peaks or {})
 
 
 def failed_cell(variant: dict[str, Any], error: BaseException, **where: Any) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 from xdepth.bench.artifacts import DEFAULT_ARTIFACTS_DIR, bench_weights, ensure_artifact
 from xdepth.bench.cli import add_bench_arguments, settings_from_args
 from xdepth.bench.common import environment, write_result
-from xdepth.bench.schema import SCHEMA_VERSION, SUITE, failed_cell
+from xdepth.bench.schema import SCHEMA_VERSION, SUITE, failed_cell, with_share
 from xdepth.errors import XDepthError
 from xdepth.model.cards import Card, get_card, real_cards
 
@@ -83,7 +83,8 @@ def bench_variant(
             found = artifact_cells(run, artifact, fmt, precision, settings, say)
             if fmt == "openvino" and "benchmark_app" in settings["peers"]:
                 say(f"{card.name} {fmt}:{precision}: benchmark_app")
-                found.append(benchmark_app_cell(run, artifact, precision, settings))
+                ran = found[0]["effective_precision"] if found else None
+                found.append(benchmark_app_cell(run, artifact, precision, settings, ran))
             return found
 
         cells += _guarded(run, cell_name, measure, say)
@@ -116,7 +117,8 @@ def run_suite(
     settings: dict[str, Any], command: str, results_root: Path | None, say: Say
 ) -> dict[str, Any]:
     """Run the matrix; write JSON, CSV and plot after each variant; return the payload."""
-    from xdepth.bench.ceiling import matmul_peaks
+    from xdepth.bench.ceiling import best_of, matmul_peaks
+    from xdepth.bench.fastest import fastest_precisions
     from xdepth.bench.report import write_companions
     from xdepth.bench.table import benchmark_app_ratios
 
@@ -129,25 +131,37 @@ def run_suite(
         "suite": SUITE,
         "schema_version": SCHEMA_VERSION,
         "command": command,
-        "environment": environment(),
+        "environment": environment(settings["threads"]),
         "settings": settings,
+        "skipped": settings.get("skipped", []),
         "peaks": None,
         "variants": {},
         "cells": [],
         "vs_benchmark_app": [],
     }
+    for what in payload["skipped"]:
+        say(f"skipped: {what}")
     if settings["ceiling"]:
-        say("matmul peaks (fp32, bf16, int8)")
-        payload["peaks"] = matmul_peaks(settings["threads"])
+        say("matmul peaks on this CPU's native kernels (fp32, bf16, int8)")
+        payload["peaks"] = peaks = matmul_peaks(settings["threads"])
+        for key, value in peaks["tflops"].items():
+            say(f"peak {key}: {'-' if value is None else value} ({peaks['method'][key]})")
     with tempfile.TemporaryDirectory(prefix="xdepth-bench-") as tmp:
         for card in cards:
             info, cells = bench_variant(card, settings, payload["peaks"], Path(tmp), say)
             payload["variants"][card.name] = info
             payload["cells"] += cells
             payload["vs_benchmark_app"] = benchmark_app_ratios(payload["cells"])
+            payload["fastest"] = fastest_precisions(payload["cells"])
             path = write_result(settings["name"], payload, results_root)
             write_companions(path, payload, plot=settings["plot"])
             say(f"wrote {path} (+ .csv{', -pareto.png' if settings['plot'] else ''})")
+        if settings["ceiling"]:
+            say("matmul peaks again, after the cells (the faster of the two counts)")
+            payload["peaks"] = best_of(payload["peaks"], matmul_peaks(settings["threads"]))
+            payload["cells"] = [with_share(cell, payload["peaks"]) for cell in payload["cells"]]
+            path = write_result(settings["name"], payload, results_root)
+            write_companions(path, payload, plot=settings["plot"])
     return payload
 
 
@@ -159,9 +173,13 @@ def main_from_args(args: argparse.Namespace, command: str) -> int:
     settings["plot"] = not args.no_plot
     root = Path(args.results_dir) if args.results_dir else None
     payload = run_suite(settings, command, root, _say)
+    from xdepth.bench.fastest import fastest_lines
     from xdepth.bench.table import summary_lines
 
     print("\n".join(summary_lines(payload["cells"])))
+    print("\n".join(fastest_lines(payload.get("fastest") or {})))
+    for what in payload["skipped"]:
+        print(f"skipped: {what}")
     return 0
 
 

@@ -59,25 +59,51 @@ def _fixed(value: float | None, places: int = 3) -> str:
     return "-" if value is None else f"{value:.{places}f}"
 
 
+def precision_label(cell: dict[str, Any]) -> str:
+    """'openvino bf16', or 'openvino bf16 (ran f32)' where the CPU computed less."""
+    ran = cell.get("effective_precision") or cell["precision"]
+    extra = f" (ran {ran})" if ran != cell["precision"] else ""
+    return f"{cell['format']} {cell['precision']}{extra}"
+
+
+def _share(cell: dict[str, Any]) -> str:
+    """The share of the peak of what the cell ran in; none where that is not native."""
+    pct, peaks = cell.get("pct_of_peak"), cell.get("peaks") or {}
+    if pct is not None:
+        return f"{pct:.1f} % {cell['peak_key']}"
+    ran = cell.get("effective_precision") or cell["precision"]
+    native = peaks.get("native") or {}
+    if native.get({"f32": "fp32"}.get(ran, ran)) is False:
+        return f"{ran} not native here"
+    return "-"
+
+
+def _memory(cell: dict[str, Any]) -> str:
+    """Engine peak / steady MB (artifact MB), measured in a process of its own."""
+    if cell.get("peak_rss_mb") is None:
+        return "-"
+    stored = cell.get("artifact_mb")
+    tail = f" ({_num(stored, 4)})" if stored is not None else ""
+    return f"{_num(cell['peak_rss_mb'], 4)} / {_num(cell.get('steady_rss_mb'), 4)}{tail}"
+
+
 def _row(cell: dict[str, Any]) -> str:
     if cell.get("error"):
-        what = f"{cell['format']} {cell['precision']}"
+        what = precision_label(cell)
         return f"| {_variant(cell)} | {what} | failed: {cell['error'][:80]} |" + " |" * 8
     rate, lat = cell["images_per_s"], cell["latency_ms"]
     first = cell.get("first_result_s") or {}
     fid, acc = cell.get("fidelity") or {}, cell.get("accuracy") or {}
-    pct = cell.get("pct_of_peak")
     cells = [
         _variant(cell),
-        f"{CONTENDER_NAMES.get(cell['contender'], cell['contender'])}, "
-        f"{cell['format']} {cell['precision']}",
+        f"{CONTENDER_NAMES.get(cell['contender'], cell['contender'])}, {precision_label(cell)}",
         cell["mode"],
         str(cell.get("streams") or "-"),
         f"{_num(rate['median'])} ({_num(rate['min'])}-{_num(rate['max'])})",
         f"{_num(lat['p50'])} / {_num(lat['p95'])}",
-        _num(cell.get("peak_rss_mb"), 4),
+        _memory(cell),
         f"{_num(first.get('cold_cache'))} / {_num(first.get('warm_cache'))}",
-        "-" if pct is None else f"{pct:.1f} % {cell['peak_key']}",
+        _share(cell),
         f"{_fixed(fid.get('delta1'))} / {_num(fid.get('abs_rel'))} / {_fixed(fid.get('mask_iou'))}",
         f"{_fixed(acc.get('delta1'))} / {_fixed(acc.get('mask_iou'))}" if acc else "-",
     ]
@@ -90,42 +116,88 @@ def _variant(cell: dict[str, Any]) -> str:
 
 HEADER = (
     "| variant | contender, format precision | mode | streams | images/s median (min-max) "
-    "| latency p50 / p95 ms | peak RSS MB | first result cold / warm s | of matmul peak "
+    "| latency p50 / p95 ms | engine RSS peak / steady MB (artifact MB) "
+    "| first result cold / warm s | of matmul peak "
     "| vs fp32: delta1 / AbsRel / mask IoU | vs truth: delta1 / mask IoU |\n"
     "|---|---|---|---|---|---|---|---|---|---|---|"
 )
+
+
+UNITS = {"fp32": "TFLOP/s", "bf16": "TFLOP/s", "int8": "TOP/s"}
 
 
 def _peaks_line(cell: dict[str, Any]) -> str:
     peaks = cell.get("peaks")
     if not peaks:
         return "Matmul peaks: not measured in this run."
-    t, isa = peaks["tflops"], peaks["isa"]
     amx = "with AMX" if peaks.get("amx") else "no AMX on this CPU"
+    parts = []
+    for key, value in peaks["tflops"].items():
+        if value is None:
+            parts.append(f"{key} not native on this CPU (no peak, no share)")
+        else:
+            how = (peaks.get("method") or {}).get(key, "")
+            how = f"; {how}" if how.startswith("OpenVINO") or "oneDNN" in how else ""
+            parts.append(f"{key} {_num(value)} {UNITS[key]} ({peaks['isa'][key]}{how})")
     return (
-        f"Matmul peak of this machine ({peaks['size']}-square, {peaks['threads']} thread(s), "
-        f"{amx}): fp32 {_num(t['fp32'])} TFLOP/s ({isa['fp32']}), bf16 {_num(t['bf16'])} "
-        f"TFLOP/s ({isa['bf16']}), int8 {_num(t['int8'])} TOP/s ({isa['int8']})."
+        f"Matmul peaks on this CPU's native kernels ({peaks['size']}-square, "
+        f"{peaks['threads']} thread(s), {amx}): {', '.join(parts)}."
     )
 
 
+def machine_line(cell: dict[str, Any]) -> str:
+    """Which CPU a group ran on: model, generation, family/model, ISA per precision."""
+    cpu = cell.get("cpu") or {}
+    isa = cpu.get("isa") or {}
+    generation = cpu.get("generation") or "generation not recorded"
+    ids = f"family {cpu['family']} model {cpu['model_id']}" if cpu.get("family") else ""
+    isa_text = ", ".join(f"{k} {v}" for k, v in isa.items()) or "ISA not recorded"
+    where = f"{generation}, {ids}" if ids else generation
+    return f"{cell['cpu_model']} ({where}): {isa_text}; {cell.get('threads_used') or '?'} thread(s)"
+
+
 def readme_table(cells: list[dict[str, Any]], results_label: str) -> str:
-    """The README block: sources, peaks, the table and benchmark_app ratios."""
+    """The README block, one group per machine: its CPU, sources, peaks, the table,
+    benchmark_app ratios and the fastest precision per variant."""
     rows = newest_cells(cells)
-    sources = sorted({(c["machine"], c["result_file"], c["command"]) for c in rows})
     lines = [
         f"Generated by `python -m xdepth.bench.report --readme README.md` from {results_label}; "
-        "do not edit by hand. " + RANDOM_NOTE,
+        "do not edit by hand. " + RANDOM_NOTE + " " + MEMORY_NOTE,
         "",
     ]
-    for machine, name, command in sources:
-        lines.append(f"- `{machine}/{name}`: `{command}`")
-        first = next(c for c in rows if (c["machine"], c["result_file"]) == (machine, name))
-        lines.append(f"  - {first['cpu_model']}. {_peaks_line(first)}")
-    lines += ["", HEADER, *(_row(c) for c in rows), ""]
-    lines += benchmark_app_lines(rows)
-    lines += precision_lines(rows)
+    for machine in sorted({c["machine"] for c in rows}):
+        group = [c for c in rows if c["machine"] == machine]
+        lines += [f"#### `{machine}`", "", f"{machine_line(group[0])}.", ""]
+        for name, command in sorted({(c["result_file"], c["command"]) for c in group}):
+            lines.append(f"- `{machine}/{name}`: `{command}`")
+            first = next(c for c in group if c["result_file"] == name)
+            lines.append(f"  - {_peaks_line(first)}")
+        lines += ["", HEADER, *(_row(c) for c in group), ""]
+        lines += benchmark_app_lines(group)
+        lines += precision_lines(group)
+        every = [c for c in cells if c["machine"] == machine]  # each run whole, not newest
+        lines += [f"- {line}" for line in fastest_table_lines(every)]
+        lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+MEMORY_NOTE = (
+    "Engine memory is `xdepth run`'s work in a process of its own (peak: the larger of a cold "
+    "and a warm compile cache; steady: after the run), beside the artifact's bytes; results "
+    "from before that measurement show '-' (their figure was the whole bench process's)."
+)
+
+
+def fastest_table_lines(cells: list[dict[str, Any]]) -> list[str]:
+    """The fastest native precision per variant and result file: only cells of one run
+    are compared, since other work on a shared machine slows runs unequally."""
+    from xdepth.bench.fastest import fastest_lines, fastest_precisions
+
+    lines = []
+    for name in sorted({c["result_file"] for c in cells}):
+        found = fastest_precisions([c for c in cells if c["result_file"] == name])
+        lines += [f"{name}: {line}" for line in fastest_lines(found)]
+    return lines
 
 
 BENCHMARK_APP_TARGET = 0.95  # xdepth model-only images/s over benchmark_app's, same IR
@@ -191,6 +263,8 @@ def precision_lines(cells: list[dict[str, Any]]) -> list[str]:
     lines = []
     for key in sorted(best):
         bf16, int8 = best[key].get("bf16"), best[key].get("int8")
+        if bf16 is not None and (bf16.get("effective_precision") or "bf16") != "bf16":
+            bf16 = None  # ran f32: neither a bf16 share nor a bf16 baseline
         if bf16 is not None and bf16.get("pct_of_peak") is not None:
             lines.append(
                 f"- {key[0]}, {_variant(bf16)} OpenVINO bf16 model-only: "
@@ -210,7 +284,7 @@ def summary_lines(cells: list[dict[str, Any]]) -> list[str]:
     """A short console table: one line per cell."""
     out = []
     for cell in cells:
-        name = f"{_variant(cell)} {cell['contender']} {cell['format']}:{cell['precision']}"
+        name = f"{_variant(cell)} {cell['contender']} {precision_label(cell)}"
         where = f"{cell['mode']} streams={cell.get('streams')}"
         if cell.get("error"):
             out.append(f"{name} {where}: failed: {cell['error']}")

@@ -12,6 +12,7 @@ from conftest import modules_loaded_by
 from xdepth.bench.ceiling import matmul_isa
 from xdepth.bench.common import RESULTS_DIR
 from xdepth.bench.schema import CELL_KEYS, METRIC_KEYS, SUITE
+from xdepth.model.hardware import cpu_info
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -52,7 +53,10 @@ def test_result_has_command_environment_and_peaks(small_run, no_network) -> None
     assert set(peaks["tflops"]) == set(peaks["isa"]) == {"fp32", "bf16", "int8"}
     assert all(v > 0 for v in peaks["tflops"].values())
     assert payload["variants"]["tiny-dpt-beit"]["gflop_per_image"] > 0
-    assert path.parent.name == env["machine"]
+    assert path.parent.name == env["machine"] == cpu_info().machine_name(1)  # --threads 1
+    assert set(peaks["native"]) == set(peaks["tflops"]) and peaks["native"]["fp32"]
+    fastest = payload["fastest"]["tiny-dpt-beit"]
+    assert fastest["chosen"] in fastest["rates"] and fastest["random_init"] is True
 
 
 def test_every_cell_has_every_field(small_run) -> None:
@@ -72,10 +76,15 @@ def test_every_cell_has_every_field(small_run) -> None:
         assert cell["runs"] == 5 and len(cell["run_s"]) == 5
         assert 0 < rate["min"] <= rate["median"] <= rate["max"]
         assert 0 < cell["latency_ms"]["p50"] <= cell["latency_ms"]["p95"]
-        assert cell["peak_rss_mb"] > 0
+        assert cell["effective_precision"] in ("f32", "bf16", "int8")
+        # The engine's own process: its peak, steady state and stages, and the artifact.
+        assert cell["peak_rss_mb"] >= cell["steady_rss_mb"] > 0 and cell["artifact_mb"] > 0
+        stages = cell["memory"]["warm_cache"]["stages_mb"]
+        assert 0 < stages["imported"] <= stages["compiled"] and cell["bench_rss_mb"] > 0
         assert cell["first_result_s"]["cold_cache"] > 0 and cell["first_result_s"]["warm_cache"] > 0
         assert set(cell["fidelity"]) == set(METRIC_KEYS)
         assert cell["pct_of_peak"] > 0 and cell["peak_key"] in ("fp32", "int8")
+        assert cell["peak_key"] == {"f32": "fp32"}.get(cell["effective_precision"], "int8")
         assert cell["random_init"] is True and cell["accuracy"] is None  # random weights
     f32 = [c for c in _xdepth_cells(payload) if c["precision"] == "f32"]
     assert all(c["fidelity"]["delta1"] > 0.999 for c in f32)  # f32 IR matches the reference

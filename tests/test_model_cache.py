@@ -14,7 +14,13 @@ from xdepth.cli.main import main
 from xdepth.eval.scenes import HELD_OUT_BASE_SEED, make_scene, photo_hw
 from xdepth.model.backends import open_artifact
 from xdepth.model.cache import AUTO_MARGIN, artifacts_dir, choose_precision, native_precisions
-from xdepth.model.hardware import CpuInfo, PrecisionFallbackWarning, cpu_info, fallback_note
+from xdepth.model.hardware import (
+    CpuInfo,
+    PrecisionFallbackWarning,
+    cpu_info,
+    fallback_note,
+    machine_key,
+)
 
 ZEN3 = {"avx2", "fma", "sse4_2"}
 ZEN3_ISA = {"f32": "AVX2", "bf16": "none", "int8": "AVX2 (no VNNI)"}
@@ -86,7 +92,7 @@ def test_run_without_a_model_option_runs_the_fastest_artifact(
     run = json.loads((out / "run.json").read_text())
     precision = run["precision"]
     record_file = next(artifacts_dir().glob("auto-xdepth-tiny-*.json"))
-    record = json.loads(record_file.read_text())[cpu_info().model]
+    record = json.loads(record_file.read_text())[machine_key()]
     assert precision["effective"] == record["chosen"] in native_precisions()
     assert set(record["model_images_per_s"]) | set(record["dropped"]) == set(native_precisions())
     assert f"{record['chosen']} is the fastest on this CPU" in said

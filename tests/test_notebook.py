@@ -110,10 +110,10 @@ def test_quickstart_runs_and_shows_its_pictures(private_environment: None) -> No
     nb.cells.insert(0, nbformat.v4.new_code_cell(OFFLINE_CELL))
     notebook_client(nb).execute()  # raises CellExecutionError at the first failing cell
 
-    # The notebook exports at the precision measured fastest on this CPU (auto).
-    printed = "".join(o.get("text", "") for o in cell(nb, "export").outputs)
-    chosen = re.search(r"xdepth-tiny: openvino (\w+),", printed)
-    assert chosen and chosen.group(1) in native_precisions(), printed
+    # The precision auto measured fastest on this CPU (under load it can be any native one).
+    said = "".join(o.get("text", "") for o in cell(nb, "export").outputs)
+    chosen = re.search(r"xdepth-tiny: openvino (f32|bf16|int8)", said)
+    assert chosen and chosen.group(1) in native_precisions()
     assert any(WIDGET_VIEW in o.get("data", {}) for o in cell(nb, "run").outputs)  # tqdm widget
     assert png_sizes(cell(nb, "show")) == [(3 * 256, 192)] * 4  # image | depth | cutout
     assert png_sizes(cell(nb, "mask")) == [(2 * 256, 192)]

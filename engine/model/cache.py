@@ -11,7 +11,10 @@ Precision "auto" is measured, not assumed: every precision this CPU computes nat
 their fidelity floors are dropped, and the model-only rate of the rest is measured on
 this CPU, interleaved, median of three rounds. The fastest wins unless a more precise
 one is within AUTO_MARGIN of it. The choice and the rates are kept in
-``auto-<variant>-<key>.json`` beside the artifacts, per CPU model, so later runs reuse it.
+``auto-<variant>-<key>.json`` beside the artifacts, per machine (CPU generation, native ISA
+and cores: xdepth.model.hardware.machine_key, as bench result folders are named; "AMD EPYC" alone
+is every EPYC generation), so later runs reuse it. `xdepth bench` reports its fastest
+precision per variant with the same rule (choose_precision).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import numpy as np
 from xdepth.errors import XDepthError
 from xdepth.model.cards import Card, get_card, load_card_file
 from xdepth.model.formats import PRECISIONS
-from xdepth.model.hardware import cpu_info
+from xdepth.model.hardware import cpu_info, machine_key
 from xdepth.model.manifest import MANIFEST_NAME, sha256_file
 from xdepth.model.weights import WEIGHT_FILES, find_weights
 from xdepth.paths import artifacts_dir
@@ -82,7 +85,7 @@ def cached_artifact(
         return _export(card, weights, random_init, precision, key, say)
     record_path = artifacts_dir() / f"auto-{card.name}-{key}.json"
     record = _read_record(record_path)
-    chosen = record.get(cpu_info().model, {}).get("chosen")
+    chosen = record.get(machine_key(), {}).get("chosen")
     if chosen and (_target(card, chosen, key) / MANIFEST_NAME).is_file():
         say(f"{card.name}: {chosen}, the fastest on this CPU (measured {record_path})")
         return _target(card, chosen, key)
@@ -92,7 +95,7 @@ def cached_artifact(
         (XDepthError,),  # under its fidelity floor, or not repeatable
         say,
     )
-    record[cpu_info().model] = {
+    record[machine_key()] = {
         "cpu": cpu_info().describe(),
         "model_images_per_s": found.rates,
         "dropped": found.dropped,

@@ -9,6 +9,7 @@ here, so a manifest, a run.json and a bench row name the same facts.
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 from dataclasses import dataclass
@@ -21,13 +22,41 @@ class PrecisionFallbackWarning(UserWarning):
     """This CPU computes an artifact in a lower precision than it asks for (bf16 -> f32)."""
 
 
+# (vendor_id, cpu family, model) -> (generation slug, name). Vendor, family and model
+# separate CPUs whose marketing name does not ("AMD EPYC" is every EPYC under KVM).
+GENERATIONS: dict[tuple[str, int, int], tuple[str, str]] = {
+    ("AuthenticAMD", 23, 1): ("zen1", "Zen Naples"),
+    ("AuthenticAMD", 23, 49): ("zen2", "Zen 2 Rome"),
+    ("AuthenticAMD", 25, 1): ("zen3", "Zen 3 Milan"),
+    ("AuthenticAMD", 25, 33): ("zen3", "Zen 3 Vermeer"),
+    ("AuthenticAMD", 25, 17): ("zen4", "Zen 4 Genoa"),
+    ("AuthenticAMD", 25, 97): ("zen4", "Zen 4 Raphael"),
+    ("AuthenticAMD", 25, 160): ("zen4c", "Zen 4c Bergamo"),
+    ("AuthenticAMD", 26, 2): ("zen5", "Zen 5 Turin"),
+    ("AuthenticAMD", 26, 17): ("zen5", "Zen 5 Turin"),
+    ("GenuineIntel", 6, 85): ("skx", "Skylake-SP / Cascade Lake"),
+    ("GenuineIntel", 6, 106): ("icx", "Ice Lake-SP"),
+    ("GenuineIntel", 6, 143): ("spr", "Sapphire Rapids"),
+    ("GenuineIntel", 6, 207): ("emr", "Emerald Rapids"),
+    ("GenuineIntel", 6, 173): ("gnr", "Granite Rapids"),
+    ("GenuineIntel", 6, 175): ("srf", "Sierra Forest"),
+}
+VENDORS = {"AuthenticAMD": "amd", "GenuineIntel": "intel"}
+
+
 @dataclass(frozen=True)
 class CpuInfo:
-    """This machine's CPU: its name, flags, and what OpenVINO says it can compute."""
+    """This machine's CPU: its name, flags, and what OpenVINO says it can compute.
+
+    `vendor`, `family` and `model_id` are /proc/cpuinfo's vendor_id, "cpu family" and
+    "model": they name the generation where the marketing name is generic."""
 
     model: str
     flags: frozenset[str]
     ov_capabilities: tuple[str, ...]
+    vendor: str = ""
+    family: int | None = None
+    model_id: int | None = None
 
     @property
     def has_bf16(self) -> bool:
@@ -39,9 +68,61 @@ class CpuInfo:
         """The instruction set each precision's matrix products run on here."""
         return isa_from_flags(self.flags)
 
+    @property
+    def generation(self) -> tuple[str, str]:
+        """(slug, name) of the CPU generation, e.g. ("zen4", "Zen 4 Genoa"); unknown
+        generations are named by family and model, e.g. ("f25m2", "family 25 model 2")."""
+        known = GENERATIONS.get((self.vendor, self.family or -1, self.model_id or -1))
+        if known:
+            return known
+        if self.family is None or self.model_id is None:
+            return "", ""
+        return f"f{self.family}m{self.model_id}", f"family {self.family} model {self.model_id}"
+
+    @property
+    def native(self) -> dict[str, bool]:
+        """Which precisions this CPU computes natively: f32 always, bf16 where OpenVINO
+        reports it (AMX, AVX512_BF16), int8 where OpenVINO has int8 kernels (VNNI and AMX
+        at full speed, AVX2 through its slower u8 x s8 products)."""
+        int8 = "INT8" in self.ov_capabilities or not self.ov_capabilities
+        return {"f32": True, "bf16": self.has_bf16, "int8": int8}
+
+    def machine_name(self, threads: int) -> str:
+        """Folder-safe name that separates CPUs: vendor, brand, generation, the best
+        native ISA and the threads used, e.g. ``amd-epyc-zen4-avx512bf16-2t``."""
+        vendor = VENDORS.get(self.vendor, "")
+        brand = re.sub(r"\((r|tm)\)|cpu|processor|@.*$", " ", self.model.lower())
+        words = [w for w in re.split(r"[^a-z0-9]+", brand) if w and w not in (vendor, "")]
+        brand_word = next((w for w in words if w in ("epyc", "xeon", "ryzen", "core")), "")
+        parts = [vendor, brand_word or "-".join(words[:2]), self.generation[0], self.isa_slug]
+        return "-".join(p for p in parts if p) + f"-{threads}t"
+
+    @property
+    def isa_slug(self) -> str:
+        """The best matrix ISA in one word: amx, avx512bf16, avx512vnni, avx512, avx2, sse4."""
+        isa = self.isa
+        if isa["bf16"] == "AMX":
+            return "amx"
+        if isa["bf16"] == "AVX512_BF16":
+            return "avx512bf16"
+        if isa["int8"] == "AVX512_VNNI":
+            return "avx512vnni"
+        return {"AVX-512": "avx512", "AVX2": "avx2"}.get(isa["f32"], "sse4")
+
     def describe(self) -> dict[str, Any]:
         """JSON-ready: what manifests, run.json and bench results record."""
-        return {"model": self.model, "isa": self.isa, "openvino": list(self.ov_capabilities)}
+        slug, name = self.generation
+        return {
+            "model": self.model,
+            "vendor": self.vendor,
+            "family": self.family,
+            "model_id": self.model_id,
+            "generation": name or None,
+            "generation_slug": slug or None,
+            "isa": self.isa,
+            "native": self.native,
+            "openvino": list(self.ov_capabilities),
+        }
 
     def summary(self) -> str:
         """One line: 'AMD EPYC (f32 AVX-512, bf16 AVX512_BF16, int8 AVX512_VNNI)'."""
@@ -81,6 +162,24 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+def cpu_ids() -> tuple[str, int | None, int | None]:
+    """(vendor_id, cpu family, model) of the first CPU in /proc/cpuinfo (Linux x86)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return "", None, None
+    fields = {}
+    for key in ("vendor_id", "cpu family", "model"):
+        match = re.search(rf"^{key}\s*:\s*(\S+)", text, re.MULTILINE)
+        fields[key] = match.group(1) if match else ""
+    family, model = fields["cpu family"], fields["model"]
+    return (
+        fields["vendor_id"],
+        int(family) if family.isdigit() else None,
+        int(model) if model.isdigit() else None,
+    )
+
+
 def cpu_flags() -> set[str] | None:
     """The CPU feature flags of this machine (Linux), or None where they cannot be read."""
     try:
@@ -91,13 +190,27 @@ def cpu_flags() -> set[str] | None:
     return set(match.group(1).split()) if match else None
 
 
+def core_count() -> int:
+    """Cores this process may use (affinity-aware where the OS supports it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def machine_key() -> str:
+    """This CPU and the cores this process may use, as measured choices are keyed."""
+    return cpu_info().machine_name(core_count())
+
+
 @lru_cache(maxsize=1)
 def cpu_info() -> CpuInfo:
     """This machine's CpuInfo (read once per process)."""
     import openvino as ov
 
     capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    return CpuInfo(cpu_model(), frozenset(cpu_flags() or ()), tuple(capabilities))
+    vendor, family, model_id = cpu_ids()
+    flags = frozenset(cpu_flags() or ())
+    return CpuInfo(cpu_model(), flags, tuple(capabilities), vendor, family, model_id)
 
 
 def effective_precision(precision: str, float_precision: str) -> str:
