@@ -22,6 +22,7 @@ from xdepth.job.imageio import DEFAULT_MAX_PIXELS
 from xdepth.job.inputs import InputSource, open_inputs
 from xdepth.job.local import RunSummary, check_settings, load_background, run
 from xdepth.job.pipeline import Pipeline
+from xdepth.job.video_frames import expand_videos
 from xdepth.model.backends.interface import Backend, as_backend
 from xdepth.outputs.result import DepthResult
 from xdepth.outputs.settings import PostSettings, make_settings
@@ -145,7 +146,8 @@ class DepthEngine:
                 max_pixels=self.max_pixels,
                 background_image=self._background,
             )
-            for task in pipeline.results(inputs, ordered=True):
+            frames = expand_videos(inputs, self.settings)  # a video yields a result per frame
+            for task in pipeline.results(frames, ordered=True):
                 if task.error:
                     if errors == "raise":
                         raise ImageFailed(*task.error)

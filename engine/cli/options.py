@@ -20,6 +20,7 @@ from xdepth.outputs.settings import (
     parse_threshold,
     preset_names,
 )
+from xdepth.outputs.video_kinds import VIDEO_KINDS
 from xdepth.post import POLICIES
 
 _OV_ONLY = (
@@ -43,6 +44,11 @@ outputs (--outputs, comma-separated; files are named <relpath>/<stem>.<kind>.<ex
 {chr(10).join(f"  {k.name:<12} {', '.join(k.suffixes)}: {k.help}" for k in OUTPUT_KINDS.values())}
   depth16/depth8/depth-color/fb3d store inverse depth scaled per image (white = near);
   npy/pfm the model's float32 inverse depth (1/m for metric models).
+
+video outputs (a video's frames stream through the same engine; <relpath>/<stem>.<suffix>):
+{chr(10).join(f"  {k.name:<12} {k.suffix}{'/' * k.folder}: {k.help}" for k in VIDEO_KINDS.values())}
+  pfm, normals, ply and fb3d are written for images only. Files are complete or absent:
+  a video's outputs are renamed into place together when its last frame is written.
 
 presets (--preset, configs/presets/*.toml or a path): {", ".join(preset_names())}.
   Options given on the command line override the preset's.
@@ -96,7 +102,9 @@ def add_model_args(parser: argparse.ArgumentParser, default_variant: str | None 
 def add_post_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("outputs and post-processing (override the preset)")
     group.add_argument("--preset", help=f"named settings: {', '.join(preset_names())}")
-    group.add_argument("--outputs", help=f"comma-separated: {', '.join(OUTPUT_KINDS)}")
+    group.add_argument(
+        "--outputs", help=f"comma-separated: {', '.join({**OUTPUT_KINDS, **VIDEO_KINDS})}"
+    )
     group.add_argument(
         "--threshold",
         help="near-pixel rule: "
@@ -118,6 +126,20 @@ def add_post_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--colormap", help="colour map of depth-color (default inferno)")
     group.add_argument("--ply-stride", type=int, metavar="N", help="every N-th pixel in ply")
     group.add_argument("--png-level", type=int, metavar="0-9", help="PNG compression level")
+    video = parser.add_argument_group(
+        "video inputs (.mp4 .mov .m4v .mkv .webm .avi, or by content)"
+    )
+    video.add_argument(
+        "--temporal",
+        choices=("align", "none"),
+        help="align (default): one depth scale across a video's frames (each frame aligned "
+        "to the previous ones, a running range, scene cuts detected); none: each frame "
+        "normalised on its own, as an image",
+    )
+    video.add_argument("--every", type=int, metavar="N", help="keep every N-th frame")
+    video.add_argument("--max-frames", type=int, metavar="N", help="at most N frames per video")
+    video.add_argument("--start", type=float, metavar="S", help="from S seconds into a video")
+    video.add_argument("--end", type=float, metavar="S", help="up to S seconds into a video")
 
 
 def add_engine_args(parser: argparse.ArgumentParser) -> None:
@@ -235,6 +257,11 @@ def settings_from_args(args: argparse.Namespace) -> PostSettings:
         colormap=args.colormap,
         ply_stride=args.ply_stride,
         png_level=args.png_level,
+        temporal=args.temporal,
+        every=args.every,
+        max_frames=args.max_frames,
+        start_s=args.start,
+        end_s=args.end,
     )
 
 

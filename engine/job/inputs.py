@@ -36,6 +36,7 @@ from typing import TextIO
 
 from xdepth.errors import XDepthError
 from xdepth.job.imageio import IMAGE_EXTENSIONS
+from xdepth.job.video_io import VIDEO_EXTENSIONS
 from xdepth.post.encoders import TEMP_PREFIX
 
 JOB_FILE = ".xdepth-job.json"  # marks an xdepth output folder (written by xdepth.job.output_folder)
@@ -62,10 +63,12 @@ class RejectedInput:
 
     path: Path
     reason: str
+    stage: str = "input"  # where it was refused: "input", or "read" for a broken video
 
 
 def is_image_name(path: PurePath) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS
+    """An image or a video, by its name (folders and globs find inputs by name)."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
 
 
 def output_key(rel: PurePath) -> PurePath:

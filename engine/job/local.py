@@ -26,6 +26,8 @@ from xdepth.job.output_folder import OutputFolder, settings_record
 from xdepth.job.pipeline import Pipeline
 from xdepth.job.signals import Interrupted
 from xdepth.job.storage import StorageFault, check_output, storage_fault
+from xdepth.job.video_frames import expand_videos, video_path
+from xdepth.job.video_job import VideoOutputs
 from xdepth.model.backends.interface import Backend, as_backend
 from xdepth.outputs.settings import PostSettings, SettingsError, background_kind
 from xdepth.post import parse_policy
@@ -71,6 +73,8 @@ class RunSummary:
     stopped: dict[str, str] | None = None  # OUT refused data: {"code": "ENOSPC", "reason"}
     ray: dict[str, Any] | None = None  # the actor pool of a Ray job (xdepth.job.ray_job)
     precision: dict[str, Any] = field(default_factory=dict)  # asked for, computed, CPU
+    frames: int = 0  # video frames written
+    videos: list[dict[str, Any]] = field(default_factory=list)  # one record per video
 
     @property
     def images_per_s(self) -> float:
@@ -109,6 +113,8 @@ class RunSummary:
             "stopped": self.stopped,
             "exit_code": self.exit_code,
             "errors_shown": self.errors[:_ERRORS_IN_SUMMARY],
+            "frames": self.frames,
+            "videos": self.videos,
         } | ({"ray": self.ray} if self.ray is not None else {})
 
     def describe(self) -> str:
@@ -127,6 +133,13 @@ class RunSummary:
             for name, s in self.stages.items()
             if name in ("read", "infer", "post")
         ]
+        if self.videos:
+            partial = sum(1 for v in self.videos if v["partial"])
+            cuts = sum(len(v["cuts"]) for v in self.videos)
+            lines.append(
+                f"{len(self.videos)} video(s), {self.frames} frames written, {partial} partial, "
+                f"{cuts} scene cut(s)"
+            )
         lines.append(f"waited on the next stage: {', '.join(waits)}")
         lines.append(f"waited for input: {', '.join(starved)}")
         if self.ray:
@@ -237,13 +250,24 @@ class JobLog:
         return isinstance(exc, StorageFault)
 
     def add(
-        self, path: str, error: tuple[str, str] | None, *, skipped: bool = False, done: bool = True
+        self,
+        path: str,
+        error: tuple[str, str] | None,
+        *,
+        skipped: bool = False,
+        done: bool = True,
+        frame: int | None = None,
+        counted: bool = True,
     ) -> None:
-        """One image's outcome: failed (error: stage, reason), skipped, or ok when done."""
+        """One image's or video's outcome: failed (error: stage, reason; for a video, the
+        frame it reached), skipped, or ok when done; `counted` False when its frames
+        already moved the bar."""
         summary = self.summary
         if error:
             stage, reason = error
             entry = {"path": path, "stage": stage, "reason": reason}
+            if frame is not None:
+                entry["frame"] = frame
             try:
                 self.handle.write(json.dumps(entry) + "\n")
                 self.handle.flush()
@@ -257,9 +281,41 @@ class JobLog:
             summary.skipped += 1
         elif done:
             summary.ok += 1
-        self.bar.update(1)
+        if counted:
+            self.bar.update(1)
         if summary.failed:
             self.bar.set_postfix(failed=summary.failed, refresh=False)
+
+    def video_started(self, expected_frames: int) -> None:
+        """A video's frames move the bar (one step each): they join its total."""
+        if self.bar.total is not None and expected_frames > 1:
+            self.bar.total += expected_frames - 1
+            self.bar.refresh()
+
+    def frame(self) -> None:
+        self.summary.frames += 1
+        self.bar.update(1)
+
+    def video_done(
+        self,
+        clip: Any,
+        error: tuple[str, str] | None,
+        frame: int | None,
+        written: tuple[Path, ...] = (),
+    ) -> None:
+        """A video ended: complete, partial (its stream broke at `frame`: the frames before
+        it are kept) or failed (nothing written)."""
+        self.summary.videos.append(
+            {
+                "path": str(clip.path),
+                "frames": clip.frames if written else 0,
+                "partial": bool(error and written),
+                "broken_at_frame": frame if error else None,
+                "cuts": list(clip.aligner.cuts) if clip.aligner else [],
+                "outputs": [str(p) for p in written],
+            }
+        )
+        self.add(str(clip.path), error, frame=frame, counted=False)
 
     def close(self) -> None:
         self.bar.close()
@@ -289,14 +345,22 @@ def job_pipeline(
 ) -> Pipeline:
     """The pipeline of a job writing into `folder`: images whose outputs are complete are
     skipped, the others written atomically. `options` are Pipeline's (readers, ...)."""
-    suffixes = settings.file_suffixes
     return Pipeline(
         inference,
         settings,
         writer=lambda task, files: folder.write(task.rel, files),
-        skip=lambda task: task.rel is not None and folder.complete(task.rel, suffixes),
+        skip=lambda task: task.frame is None and job_done(folder, settings, task.source),
         **options,
     )
+
+
+def job_done(folder: OutputFolder, settings: PostSettings, item: Any) -> bool:
+    """Whether an input's outputs are all in OUT already (a video's, or an image's)."""
+    if not isinstance(item, InputItem):
+        return False
+    video = video_path(item) is not None
+    suffixes = settings.video_suffixes if video else settings.file_suffixes
+    return folder.complete(item.rel, suffixes)
 
 
 def _progress_bar(total: int | None, quiet: bool) -> Any:
@@ -358,11 +422,16 @@ def run(
         )
         busy_before = inference.clock.seconds
         with JobLog(summary, source.total, quiet) as log:
+            videos = VideoOutputs(settings, folder, log)
+            frames = expand_videos(source, settings, lambda item: job_done(folder, settings, item))
             try:
-                for task in pipeline.results(source):
+                for task in pipeline.results(frames, ordered=True):
+                    if videos.take(task):
+                        continue
                     path = str(task.path or f"#{task.index}")
                     log.add(path, task.error, skipped=task.skipped, done=not task.cancelled)
             finally:
+                videos.close()
                 summary.model_seconds = inference.clock.seconds - busy_before
                 summary.stages = {name: s.as_dict() for name, s in pipeline.stats.items()}
     return summary

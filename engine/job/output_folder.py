@@ -33,7 +33,7 @@ from xdepth.post.encoders import remove_stale_temp_files, write_atomic
 LOCK_FILE = ".xdepth-job.lock"
 JOB_FORMAT = 1
 # Libraries whose versions can change output bytes (decoding, resizing, encoding, inference).
-OUTPUT_LIBRARIES = ("xdepth", "numpy", "pillow", "opencv-python-headless", "openvino")
+OUTPUT_LIBRARIES = ("xdepth", "numpy", "pillow", "opencv-python-headless", "openvino", "av")
 
 
 class JobConflict(XDepthError):
@@ -223,7 +223,8 @@ class OutputFolder:
         return [folder / f"{rel.stem}.{suffix}" for suffix in suffixes]
 
     def complete(self, rel: Path, suffixes: tuple[str, ...]) -> bool:
-        """Every output of `rel` exists as a regular file (so it was written whole)."""
+        """Every output of `rel` exists as a regular file, or a video's frame folder (so it
+        was written whole: both are renamed into place when complete)."""
         if not self.resuming:
             return False
         try:
@@ -232,7 +233,8 @@ class OutputFolder:
             return False  # reported when the image is written
         for target in targets:
             try:
-                if not stat.S_ISREG(target.lstat().st_mode):
+                mode = target.lstat().st_mode
+                if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
                     return False
             except OSError:
                 return False

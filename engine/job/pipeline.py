@@ -43,9 +43,12 @@ from xdepth.job.imageio import (
 )
 from xdepth.job.inputs import InputItem, RejectedInput
 from xdepth.job.storage import StorageFault, storage_fault
+from xdepth.job.video_frames import FrameSequencer, VideoFrame
 from xdepth.model.backends.interface import Backend
 from xdepth.outputs.result import DepthResult
 from xdepth.outputs.settings import PostSettings
+from xdepth.outputs.video_kinds import video_kinds
+from xdepth.post.temporal import FrameAlignment
 
 _STOP = object()  # end of a queue's stream
 
@@ -65,16 +68,23 @@ class Task:
     error: tuple[str, str] | None = None  # (stage, reason)
     skipped: bool = False
     cancelled: bool = False
+    alignment: FrameAlignment | None = None  # a video frame's place on its video's scale
+    planes: dict[str, Any] | None = None  # a video frame's pixels per output kind
+    slot_freed: bool = False  # held by the sequencer, its post slot already given back
 
     @property
     def path(self) -> Path | None:
-        if isinstance(self.source, (InputItem, RejectedInput)):
+        if isinstance(self.source, (InputItem, RejectedInput, VideoFrame)):
             return self.source.path
         return Path(self.source) if isinstance(self.source, (str, Path)) else None
 
     @property
     def rel(self) -> Path | None:
-        return self.source.rel if isinstance(self.source, InputItem) else None
+        return self.source.rel if isinstance(self.source, (InputItem, VideoFrame)) else None
+
+    @property
+    def frame(self) -> VideoFrame | None:
+        return self.source if isinstance(self.source, VideoFrame) else None
 
     def fail(self, stage: str, exc: BaseException) -> None:
         reason = str(exc) if isinstance(exc, XDepthError) else f"{type(exc).__name__}: {exc}"
@@ -167,6 +177,7 @@ class Pipeline:
         self._sentinels_lock = threading.Lock()
         self._sentinels_sent = False
         self._threads: list[threading.Thread] = []
+        self.sequencer = FrameSequencer()  # a video's frames reach post in order, aligned
 
     # -- stages ---------------------------------------------------------------------------
 
@@ -182,7 +193,7 @@ class Pipeline:
                     break
                 task = Task(index, source)
                 if isinstance(source, RejectedInput):
-                    task.error = ("input", source.reason)
+                    task.error = (source.stage, source.reason)
                     self.done_q.put(task)
                 elif self.skip is not None and self.skip(task):
                     task.skipped = True
@@ -219,7 +230,7 @@ class Pipeline:
                 continue
             self._decode(task)
             done = time.perf_counter()
-            if task.error:
+            if task.error and task.frame is None:  # a frame still takes its turn in order
                 self.done_q.put(task)
             else:
                 self.infer_q.put(task)
@@ -276,7 +287,9 @@ class Pipeline:
             model_input, task.model_input = task.model_input, None
             handed_on = False
             try:
-                if inference.asynchronous:
+                if task.error:
+                    pass  # a failed video frame, on its way to the sequencer
+                elif inference.asynchronous:
                     inference.start(model_input, task)  # the callback hands it on
                     handed_on = True
                 else:
@@ -284,9 +297,11 @@ class Pipeline:
             except Exception as exc:  # this image's inference failed; the others go on
                 task.fail("infer", exc)
             if not handed_on:
-                self.post_q.put(task)
+                self._handoff(task)
             stats.add(time.perf_counter() - slotted, got - start, slotted - got)
         inference.wait_all()
+        for task in self.sequencer.drain():  # frames whose predecessors never came (a stop)
+            self.post_q.put(task)
         for _ in range(self.post_workers):
             self.post_q.put(_STOP)
 
@@ -295,7 +310,17 @@ class Pipeline:
         if error is not None:
             task.fail("infer", error)
         task.depth = depth
-        self.post_q.put(task)
+        self._handoff(task)
+
+    def _handoff(self, task: Task) -> None:
+        """To the post workers, video frames in order (a frame held for an earlier one
+        gives its post slot back: the window still bounds the frames held)."""
+        ready = self.sequencer.arrive(task)
+        if task not in ready:
+            task.slot_freed = True
+            self.post_slots.release()
+        for item in ready:
+            self.post_q.put(item)
 
     def _post(self) -> None:
         stats = self.stats["post"]
@@ -305,7 +330,8 @@ class Pipeline:
             begun = time.perf_counter()
             if task is _STOP:
                 break
-            self.post_slots.release()
+            if not task.slot_freed:
+                self.post_slots.release()
             if self.stop.is_set():
                 task.cancelled = True
             elif not task.error:
@@ -328,6 +354,7 @@ class Pipeline:
                 background_image=self.background_image,
                 path=task.path,
                 rel=task.rel,
+                depth_range=task.alignment.depth_range if task.alignment else None,
             )
             if self.scorer is not None:
                 stage = "score"
@@ -336,6 +363,10 @@ class Pipeline:
             if self.writer is None:
                 result.mask  # noqa: B018  (computed here, in the pool, not by the caller)
                 task.result = result
+                return
+            if task.frame is not None:  # encoded in order by the video's writer
+                kinds = video_kinds(self.settings.outputs)
+                task.planes = {kind.name: kind.frame(result) for kind in kinds}
                 return
             files = result.files()
             stage = "write"

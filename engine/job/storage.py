@@ -54,6 +54,8 @@ BYTES_PER_PIXEL = {
     "normals": 0.8,
     "ply": 15.0,
     "fb3d": 0.3,
+    "depth16-png": 0.75,
+    "cutout-png": 0.75,
 }
 NEXT_IMAGES = 2  # the default margin covers this many images (the largest sampled)
 SAMPLED_INPUTS = 16  # inputs whose headers are read for the estimate

@@ -57,6 +57,7 @@ class DepthResult:
         background_image: np.ndarray | None = None,
         path: Path | None = None,
         rel: Path | None = None,
+        depth_range: tuple[float, float] | None = None,
     ) -> None:
         if inv_depth.shape != image.shape[:2]:
             raise ValueError(f"depth {inv_depth.shape} does not match image {image.shape[:2]}")
@@ -68,6 +69,8 @@ class DepthResult:
         self.semantics = semantics
         self.f_35mm = f_35mm
         self.path, self.rel = path, rel
+        # A video frame's scale (lo, hi) shared with its neighbours; None: this map's own.
+        self.depth_range = depth_range if depth_range and depth_range[1] > 0 else None
         self._background_image = background_image
 
     @property
@@ -93,7 +96,13 @@ class DepthResult:
             background_image=self._background_image,
             path=self.path,
             rel=self.rel,
+            depth_range=self.depth_range,
         )
+
+    @property
+    def _peak(self) -> float | None:
+        """The near end of the scale: the video's running maximum, or None (this map's)."""
+        return self.depth_range[1] if self.depth_range else None
 
     @cached_property
     def depth_m(self) -> np.ndarray:
@@ -105,7 +114,7 @@ class DepthResult:
     @cached_property
     def depth_u8(self) -> np.ndarray:
         """The seed's max-scaled 8-bit depth, with the settings' overflow rule."""
-        return to_uint8_max(self.depth, overflow=self.settings.overflow)
+        return to_uint8_max(self.depth, self._peak, overflow=self.settings.overflow)
 
     @cached_property
     def mask(self) -> np.ndarray:
@@ -117,7 +126,7 @@ class DepthResult:
         elif policy.metric:
             mask = threshold_mask(self.depth_m, policy)
         else:
-            mask = threshold_mask(self.depth, policy)
+            mask = threshold_mask(self.depth, policy, max_value=self._peak)
         return refine_mask(
             mask,
             min_island_px=s.min_island_px,
@@ -189,7 +198,8 @@ class DepthResult:
         """Every output the settings ask for, as `{"<kind>.<ext>": bytes}`."""
         out: dict[str, bytes] = {}
         for kind in self.settings.outputs:
-            out |= self.encode(kind)
+            if kind in OUTPUT_KINDS:  # the others are written for video only
+                out |= self.encode(kind)
         return out
 
     def preview(self, max_width_px: int = _PREVIEW_MAX_WIDTH_PX) -> np.ndarray:

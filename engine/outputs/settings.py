@@ -17,6 +17,7 @@ from typing import Any, Literal
 from xdepth.errors import XDepthError, whole_number
 from xdepth.model.cards import configs_dir
 from xdepth.outputs.kinds import OUTPUT_KINDS
+from xdepth.outputs.video_kinds import VIDEO_KINDS, video_kinds
 from xdepth.post import COLORMAPS, COMPOSITE_MODES, SEED_POLICY, CompositeMode, parse_policy
 
 DEFAULT_PRESET = "default"
@@ -52,6 +53,14 @@ class PostSettings:
     resize: Literal["fast", "seed"] = "fast"  # "seed": torch's bicubic, bit-exact (needs torch)
     ply_stride: int = 1
     jpeg_quality: int = 95
+    # Video inputs: "align" keeps one depth scale across frames (xdepth.post.temporal);
+    # "none" normalises each frame on its own, as for images. Frames kept: from start_s to
+    # end_s (seconds), every `every`-th, at most `max_frames`.
+    temporal: Literal["align", "none"] = "align"
+    every: int = 1
+    max_frames: int | None = None
+    start_s: float = 0.0
+    end_s: float | None = None
     description: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -60,7 +69,13 @@ class PostSettings:
     @property
     def file_suffixes(self) -> tuple[str, ...]:
         """The files one image's outputs are written as (<stem>.<suffix>), in order."""
-        return tuple(s for kind in self.outputs for s in OUTPUT_KINDS[kind].suffixes)
+        kinds = [OUTPUT_KINDS[kind] for kind in self.outputs if kind in OUTPUT_KINDS]
+        return tuple(s for kind in kinds for s in kind.suffixes)
+
+    @property
+    def video_suffixes(self) -> tuple[str, ...]:
+        """The files and frame folders one video's outputs are written as, in order."""
+        return tuple(kind.suffix for kind in video_kinds(self.outputs))
 
     def hashed(self) -> dict[str, Any]:
         """The fields that change output bytes (all but the description), JSON-ready."""
@@ -71,11 +86,12 @@ class PostSettings:
 
 
 def _validate(s: PostSettings) -> None:
-    unknown = [k for k in s.outputs if k not in OUTPUT_KINDS]
+    known = {**OUTPUT_KINDS, **VIDEO_KINDS}
+    unknown = [k for k in s.outputs if k not in known]
     if unknown or not s.outputs:
         raise SettingsError(
             f"unknown output(s) {', '.join(map(repr, unknown)) or '(none given)'}; choose from "
-            f"{', '.join(OUTPUT_KINDS)}"
+            f"{', '.join(known)}"
         )
     if len(set(s.outputs)) != len(s.outputs):
         raise SettingsError(f"outputs {list(s.outputs)} name a kind twice")
@@ -118,6 +134,25 @@ def _validate(s: PostSettings) -> None:
     whole_number(s.ply_stride, "--ply-stride", error=SettingsError)
     if isinstance(s.jpeg_quality, bool) or s.jpeg_quality not in range(1, 101):
         raise SettingsError(f"jpeg_quality must be an integer 1..100, got {s.jpeg_quality!r}")
+    _validate_video(s)
+
+
+def _validate_video(s: PostSettings) -> None:
+    if s.temporal not in ("align", "none"):
+        raise SettingsError(f"--temporal must be 'align' or 'none', got {s.temporal!r}")
+    whole_number(s.every, "--every", error=SettingsError)
+    if s.max_frames is not None:
+        whole_number(s.max_frames, "--max-frames", error=SettingsError)
+    for name, value in (("--start", s.start_s), ("--end", s.end_s)):
+        if value is not None and not (
+            isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+        ):
+            raise SettingsError(f"{name} must be a number of seconds >= 0, got {value!r}")
+    if s.end_s is not None and s.end_s <= s.start_s:
+        raise SettingsError(f"--end ({s.end_s} s) must come after --start ({s.start_s} s)")
+    object.__setattr__(s, "start_s", float(s.start_s))
+    if s.end_s is not None:
+        object.__setattr__(s, "end_s", float(s.end_s))
 
 
 def _non_negative_int(value: object, name: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import time
 from pathlib import Path
 from typing import Literal
@@ -115,7 +116,7 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, *, fsync: bool = Fal
 def remove_stale_temp_files(
     folder: str | os.PathLike[str], *, recursive: bool = True, min_age_s: float = 0.0
 ) -> list[Path]:
-    """Delete temp files left by interrupted ``write_atomic`` calls; return what was removed.
+    """Delete temp files (and frame folders) left by interrupted writes; return them.
 
     ``min_age_s`` spares files younger than that, for folders another live job writes to.
     """
@@ -128,9 +129,14 @@ def remove_stale_temp_files(
     removed = []
     for temp in found:
         try:
-            if not temp.is_file() or now - temp.stat().st_mtime < min_age_s:
+            if now - temp.stat().st_mtime < min_age_s:
                 continue
-            temp.unlink()
+            if temp.is_dir() and not temp.is_symlink():  # a frame folder being written
+                shutil.rmtree(temp)
+            elif temp.is_file():
+                temp.unlink()
+            else:
+                continue
         except FileNotFoundError:  # another cleaner got there first
             continue
         removed.append(temp)

@@ -1,0 +1,196 @@
+"""Synthetic video clips with exact per-frame depth and masks, for tests and the bench.
+
+Each clip is cut from rendered scenes (`xdepth.eval.scenes`), so its ground truth is exact:
+
+- ``pan``: the camera's view window slides across a wider scene (a shifted sensor: depth
+  at a scene point is unchanged, it only moves in the image);
+- ``dolly``: the view closes in on the scene's centre (a zoom: depth per scene point is
+  unchanged, the image magnifies);
+- ``approach``: the scene's near object comes towards the camera: it grows as its depth
+  shrinks (depth / s at magnification s), the background stays;
+- ``cut``: a pan over one scene, then a pan over another (a scene cut at the middle).
+
+Every frame gets fresh sensor noise, as a camera's frames do. `write_clip` encodes a clip
+as a video file (lossless by default) for the engine to read back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from xdepth.eval.scenes import make_scene
+
+CLIP_KINDS = ("pan", "dolly", "approach", "cut")
+_NOISE = 2.0  # grey levels of per-frame sensor noise
+
+
+@dataclass(frozen=True)
+class Clip:
+    """Frames and their ground truth: rgb (N, H, W, 3) uint8, depth_m (N, H, W) float32,
+    mask (N, H, W) bool, the scenes' solids (their near subject: the seed threshold on
+    each whole scene, so it means the same thing in every frame of a shot); `cuts` lists
+    the frames that start a new shot."""
+
+    kind: str
+    rgb: np.ndarray
+    depth_m: np.ndarray
+    mask: np.ndarray
+    cuts: tuple[int, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.rgb)
+
+
+def _window(image: np.ndarray, x0: float, y0: float, w: float, h: float, out_hw, interp):
+    """The window (x0, y0, w, h) of `image`, resampled to out_hw (exact affine crop)."""
+    sx, sy = w / out_hw[1], h / out_hw[0]
+    matrix = np.float32([[sx, 0, x0 + 0.5 * sx - 0.5], [0, sy, y0 + 0.5 * sy - 0.5]])
+    flags = interp | cv2.WARP_INVERSE_MAP
+    return cv2.warpAffine(image, matrix, (out_hw[1], out_hw[0]), flags=flags)
+
+
+def _pan(seed: int, frames: int, h: int, w: int, travel: float = 0.5) -> tuple:
+    big_w = round(w * (1 + travel))
+    scene = make_scene(seed, h, big_w)
+    rgb, depth, mask = [], [], []
+    for i in range(frames):
+        x0 = (big_w - w) * i / max(frames - 1, 1)
+        rgb.append(_window(scene.rgb, x0, 0, w, h, (h, w), cv2.INTER_LINEAR))
+        depth.append(_window(scene.depth_m, x0, 0, w, h, (h, w), cv2.INTER_NEAREST))
+        mask.append(_window(scene.mask.view(np.uint8), x0, 0, w, h, (h, w), cv2.INTER_NEAREST))
+    return rgb, depth, mask
+
+
+def _dolly(seed: int, frames: int, h: int, w: int, zoom: float = 1.6) -> tuple:
+    scene = make_scene(seed, round(h * 1.5), round(w * 1.5))
+    bh, bw = scene.depth_m.shape
+    rgb, depth, mask = [], [], []
+    for i in range(frames):
+        s = zoom ** (i / max(frames - 1, 1))
+        ww, hh = bw / s, bh / s
+        x0, y0 = (bw - ww) / 2, (bh - hh) / 2
+        rgb.append(_window(scene.rgb, x0, y0, ww, hh, (h, w), cv2.INTER_AREA))
+        depth.append(_window(scene.depth_m, x0, y0, ww, hh, (h, w), cv2.INTER_NEAREST))
+        solid = scene.mask.view(np.uint8)
+        mask.append(_window(solid, x0, y0, ww, hh, (h, w), cv2.INTER_NEAREST))
+    return rgb, depth, mask
+
+
+def _approach(seed: int, frames: int, h: int, w: int, grow: float = 1.4) -> tuple:
+    scene = make_scene(seed, h, w)
+    ys, xs = np.nonzero(scene.mask)
+    cy, cx = ys.mean(), xs.mean()
+    background = make_scene(seed + 1, h, w)
+    rgb, depth, mask = [], [], []
+    for i in range(frames):
+        s = grow ** (i / max(frames - 1, 1))
+        # Magnify about the object's centre: the pixel at p shows the scene at c + (p - c) / s.
+        matrix = np.float32([[1 / s, 0, cx - cx / s], [0, 1 / s, cy - cy / s]])
+        flags = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+        obj = cv2.warpAffine(scene.mask.astype(np.uint8), matrix, (w, h), flags=flags) > 0
+        obj_rgb = cv2.warpAffine(scene.rgb, matrix, (w, h), flags=flags)
+        obj_depth = cv2.warpAffine(scene.depth_m, matrix, (w, h), flags=flags) / s
+        rgb.append(np.where(obj[..., None], obj_rgb, background.rgb))
+        depth.append(np.where(obj, obj_depth, background.depth_m).astype(np.float32))
+        mask.append(obj | background.mask)
+    return rgb, depth, mask
+
+
+def make_clip(kind: str, seed: int = 0, frames: int = 24, height: int = 64, width: int = 96):
+    """The clip of `kind` (CLIP_KINDS) for `seed`: same arguments, same arrays."""
+    if kind not in CLIP_KINDS:
+        raise ValueError(f"clip kind must be one of {', '.join(CLIP_KINDS)}, got {kind!r}")
+    cuts: tuple[int, ...] = ()
+    if kind == "cut":
+        half = frames // 2
+        rgb_a, depth_a, mask_a = _pan(seed, half, height, width)
+        rgb_b, depth_b, mask_b = _pan(seed + 1000, frames - half, height, width)
+        rgb, depth, mask, cuts = rgb_a + rgb_b, depth_a + depth_b, mask_a + mask_b, (half,)
+    else:
+        rgb, depth, mask = {"pan": _pan, "dolly": _dolly, "approach": _approach}[kind](
+            seed, frames, height, width
+        )
+    rng = np.random.default_rng(seed)
+    noisy = [
+        np.clip(np.rint(f + rng.standard_normal(f.shape) * _NOISE), 0, 255).astype(np.uint8)
+        for f in rgb
+    ]
+    depth_m = np.stack(depth).astype(np.float32)
+    return Clip(kind, np.stack(noisy), depth_m, np.stack(mask).astype(bool), cuts)
+
+
+def write_clip(
+    frames: np.ndarray,
+    path: str | Path,
+    *,
+    fps: int = 12,
+    codec: str = "ffv1",
+    pix_fmt: str = "bgr0",
+    rotation: int = 0,
+) -> Path:
+    """Encode uint8 RGB frames (N, H, W, 3) as a video file (lossless FFV1 by default);
+    `rotation` records a display rotation (degrees counter-clockwise), as phones do,
+    and the frames are stored turned the other way so that they display as given."""
+    import av
+
+    path = Path(path)
+    with av.open(str(path), "w", options={"fflags": "+bitexact"}) as container:
+        stream = container.add_stream(codec, rate=Fraction(fps))
+        turns = round(rotation / 90) % 4
+        stored = [np.ascontiguousarray(np.rot90(f, -turns)) for f in frames]
+        stream.height, stream.width = stored[0].shape[:2]
+        stream.pix_fmt = pix_fmt
+        if turns:
+            stream.set_display_rotation(rotation)
+        for index, pixels in enumerate(stored):
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def flicker(norm_depth: np.ndarray, gt_depth_m: np.ndarray, cuts=(), tolerance: float = 0.01):
+    """Mean absolute frame-to-frame change of normalised depth (0..1, N x H x W) on the
+    pixels whose true depth changed by less than `tolerance` (relative) between the two
+    frames; pairs across a scene cut are left out."""
+    changes = []
+    for t in range(1, len(norm_depth)):
+        if t in cuts:
+            continue
+        before, after = gt_depth_m[t - 1], gt_depth_m[t]
+        still = np.abs(after - before) <= tolerance * before
+        if still.any():
+            diff = np.abs(norm_depth[t].astype(np.float64) - norm_depth[t - 1])
+            changes.append(diff[still])
+    return float(np.concatenate(changes).mean()) if changes else 0.0
+
+
+def score_clip(results: list, clip: Clip) -> dict[str, float]:
+    """Flicker (of the 16-bit depth output's scale), mean delta1 and mask IoU of a clip's
+    per-frame results (DepthResult, in order) against its ground truth."""
+    from xdepth.eval.metrics import depth_metrics, mask_iou
+    from xdepth.post import to_uint16
+
+    if len(results) != len(clip):
+        raise ValueError(f"{len(results)} results for a clip of {len(clip)} frames")
+    norm = np.stack([to_uint16(r.depth, r.depth_range) / 65535.0 for r in results])
+    return {
+        "flicker": flicker(norm, clip.depth_m, clip.cuts),
+        "delta1": float(
+            np.mean(
+                [
+                    depth_metrics(r.depth, d)["delta1"]
+                    for r, d in zip(results, clip.depth_m, strict=True)
+                ]
+            )
+        ),
+        "mask_iou": float(
+            np.mean([mask_iou(r.mask, m) for r, m in zip(results, clip.mask, strict=True)])
+        ),
+    }

@@ -1,0 +1,221 @@
+"""A video as a source of frames for the pipeline, and the order its frames keep.
+
+`expand_videos` turns each video among a job's inputs into its selected frames, decoded
+one at a time as the pipeline's feed asks for them (the feed's window bounds how many are
+alive), so a video enters the same pipelined engine as a folder of photos. A video that
+cannot be opened becomes one rejected input (its reason names the file); one that breaks
+mid-stream ends at the last good frame, and its clip records where and why.
+
+Temporal alignment (`xdepth.post.temporal`) needs a video's frames in order, while
+inference finishes them out of order: the `FrameSequencer` sits between inference and
+post-processing, holds frames that arrive early, and aligns each frame (at the model's
+resolution, a few milliseconds) once all its predecessors have been aligned.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from xdepth.job.imageio import DecodedImage, ImageReadError
+from xdepth.job.inputs import InputItem, RejectedInput
+from xdepth.job.video_io import VideoDecoder, VideoInfo, VideoReadError, frame_rgb, is_video
+from xdepth.outputs.settings import PostSettings
+from xdepth.post.temporal import (
+    FrameAlignment,
+    FrameSignature,
+    TemporalAligner,
+    frame_signature,
+)
+
+
+@dataclass(eq=False)
+class Clip:
+    """One input video on its way through a job (shared by its frames)."""
+
+    path: Path
+    rel: Path | None
+    info: VideoInfo
+    aligner: TemporalAligner | None  # None: --temporal none
+    frames: int = 0  # frames selected so far
+    error: tuple[str, str] | None = None  # (stage, reason) when the stream broke
+    broken_at: int | None = None  # the frame index the stream broke at
+
+
+@dataclass(eq=False)
+class VideoFrame:
+    """One selected frame: decoded lazily to RGB by a reader thread (`decode`)."""
+
+    clip: Clip
+    index: int  # among the clip's selected frames, from 0
+    seconds: float  # source time
+    frame: av.VideoFrame | None
+    last: bool = False
+    size_hw: tuple[int, int] = (0, 0)  # upright, once decoded
+    signature: FrameSignature | None = field(default=None, repr=False)
+
+    @property
+    def path(self) -> Path:
+        return self.clip.path
+
+    @property
+    def rel(self) -> Path | None:
+        return self.clip.rel
+
+    def decode(self, max_pixels: int) -> DecodedImage:
+        frame, self.frame = self.frame, None
+        if frame is None:
+            raise ImageReadError(f"{self.path}: frame {self.index} was already decoded")
+        if frame.width * frame.height > max_pixels:
+            raise ImageReadError(
+                f"{self.path}: {frame.width}x{frame.height} frames exceed --max-pixels {max_pixels}"
+            )
+        rgb = frame_rgb(frame)
+        self.size_hw = (rgb.shape[0], rgb.shape[1])
+        if self.clip.aligner is not None:
+            self.signature = frame_signature(rgb)
+        return DecodedImage(rgb, None)
+
+
+def video_path(source: Any) -> Path | None:
+    """The path of a source that is a video file (by name or content), else None."""
+    if isinstance(source, InputItem):
+        path = source.path
+    elif isinstance(source, (str, Path)):
+        path = Path(source)
+    else:
+        return None
+    return path if path.is_file() and is_video(path) else None
+
+
+def expand_videos(
+    sources: Iterable[Any], settings: PostSettings, done: Callable[[InputItem], bool] | None = None
+) -> Iterator[Any]:
+    """`sources` with every video replaced by its frames; a video that `done` says is
+    finished (a resumed job) is passed on as itself, for the pipeline to skip."""
+    for source in sources:
+        path = video_path(source)
+        if path is None or (done is not None and isinstance(source, InputItem) and done(source)):
+            yield source
+            continue
+        rel = source.rel if isinstance(source, InputItem) else None
+        yield from _clip_frames(path, rel, settings)
+
+
+def _clip_frames(path: Path, rel: Path | None, settings: PostSettings) -> Iterator[Any]:
+    try:
+        decoder = VideoDecoder(path)
+    except VideoReadError as exc:
+        yield RejectedInput(path, str(exc), stage="read")
+        return
+    with decoder:
+        aligner = TemporalAligner() if settings.temporal == "align" else None
+        clip = Clip(path, rel, decoder.info, aligner)
+        decoder.seek(settings.start_s)
+        pending: VideoFrame | None = None
+        in_range = decoded = 0
+        stopped_early = False
+        try:
+            for frame in decoder.frames():
+                decoded += 1
+                seconds = float(frame.time) if frame.time is not None else decoded / clip.info.rate
+                if seconds < settings.start_s - 1e-6:
+                    continue
+                if settings.end_s is not None and seconds >= settings.end_s - 1e-6:
+                    stopped_early = True
+                    break
+                in_range += 1
+                if (in_range - 1) % settings.every:
+                    continue
+                if pending is not None:
+                    yield pending
+                pending = VideoFrame(clip, clip.frames, seconds, frame)
+                clip.frames += 1
+                if settings.max_frames is not None and clip.frames >= settings.max_frames:
+                    stopped_early = True
+                    break
+        except VideoReadError as exc:
+            clip.error, clip.broken_at = ("read", f"{exc} (at frame {clip.frames})"), clip.frames
+        declared = clip.info.frames
+        whole = settings.start_s == 0 and not stopped_early
+        if clip.error is None and whole and 0 < decoded < declared - 1:  # 1: rounding
+            clip.broken_at = clip.frames
+            clip.error = (
+                "read",
+                f"{path}: the stream ends after {decoded} of the {declared} frames its header "
+                f"declares (truncated?)",
+            )
+        if pending is None:
+            reason = clip.error[1] if clip.error else f"{path}: no frames in the selected range"
+            yield RejectedInput(path, reason, stage="read")
+            return
+        pending.last = True
+        yield pending
+
+
+class FrameSequencer:
+    """Releases each video's frames in order, aligned; other tasks pass straight through.
+
+    `arrive(task)` returns the tasks now ready, in order: none while a frame waits for an
+    earlier one. A failed or cancelled frame still takes its turn (and is not aligned).
+    `drain()` releases whatever is held (a stopping pipeline).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[Clip, dict[int, Any]] = {}
+        self._next: dict[Clip, int] = {}
+
+    def arrive(self, task: Any) -> list[Any]:
+        frame = task.source
+        if not isinstance(frame, VideoFrame) or frame.clip.aligner is None:
+            return [task]
+        clip = frame.clip
+        with self._lock:
+            held = self._held.setdefault(clip, {})
+            held[frame.index] = task
+            ready = []
+            turn = self._next.get(clip, 0)
+            while turn in held:
+                ready.append(held.pop(turn))
+                turn += 1
+            self._next[clip] = turn
+            if not held:
+                del self._held[clip]
+            for done in ready:
+                self._align(done)
+                if done.source.last:
+                    self._next.pop(clip, None)
+        return ready
+
+    @staticmethod
+    def _align(task: Any) -> None:
+        if task.error or task.cancelled or task.depth is None:
+            return
+        frame: VideoFrame = task.source
+        try:
+            raw = np.asarray(task.depth)
+            depth, task.alignment = frame.clip.aligner.update(
+                frame.index, np.squeeze(raw), frame.signature
+            )
+            task.depth = depth.reshape(raw.shape)
+        except Exception as exc:  # this frame's failure; the video's writer reports it
+            task.fail("align", exc)
+
+    def drain(self) -> list[Any]:
+        with self._lock:
+            held = [task for tasks in self._held.values() for task in tasks.values()]
+            self._held.clear()
+            self._next.clear()
+        return held
+
+
+def frame_alignment(task: Any) -> FrameAlignment | None:
+    """The alignment the sequencer gave a task's frame, if any."""
+    return getattr(task, "alignment", None)
