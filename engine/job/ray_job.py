@@ -39,6 +39,7 @@ from xdepth.job.output_folder import OutputFolder
 from xdepth.job.ray_actor import STAGE_KEYS, DepthActor
 from xdepth.job.signals import reclaim_signals
 from xdepth.job.storage import StorageFault, check_output
+from xdepth.job.video_io import VIDEO_EXTENSIONS
 from xdepth.model.backends.interface import as_backend
 from xdepth.outputs.settings import PostSettings
 
@@ -329,6 +330,13 @@ def run_from_args(args: argparse.Namespace, settings: PostSettings, source: Inpu
         )
     if not args.artifact:
         raise XDepthError("--ray runs an exported model: give --artifact DIR")
+    videos = [item.path for item in source.items if item.path.suffix.lower() in VIDEO_EXTENSIONS]
+    if videos:
+        raise XDepthError(
+            f"{videos[0]}: videos run without --ray (a video's frames are decoded, aligned and "
+            "encoded in order in one process); run them locally, or leave them out of the "
+            "--ray job"
+        )
     refused = [
         flag
         for flag, given in (
