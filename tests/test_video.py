@@ -186,8 +186,7 @@ def test_outputs_are_deterministic_and_a_rerun_redoes_an_unfinished_video(
     Image.fromarray(make_scene(4, HEIGHT, WIDTH).rgb).save(folder / "b.png")  # mixed in
     first, second = tmp_path / "first", tmp_path / "second"
     outputs = ("--outputs", "depth16,depth-color,cutout,mask")
-    # Separate processes, as a rerun after kill -9 is (within one process, libx264 gave
-    # other H.264 bytes, with the same pixels, for a second encode of the same frames).
+    # Separate processes, as a rerun after kill -9 is (tests/test_video_faults.py kills one).
     assert _run_process(artifact, [folder], first, *outputs) == 0
     assert _run_process(artifact, [folder], second, *outputs) == 0
     names = sorted(p.name for p in first.iterdir() if p.name[:2] in ("a.", "b."))

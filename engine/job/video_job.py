@@ -1,7 +1,8 @@
 """The caller's side of a video in a job: its frames, in order, into its output files.
 
 A `ClipWriter` opens one encoder per video output kind at the video's first finished
-frame (its upright size is known then), encodes every frame the post workers prepared,
+frame (its upright size is known then), each on a thread of its own
+(`xdepth.job.encoder_thread`), hands them every frame the post workers prepared,
 and at the last frame closes every file and only then renames them all from their
 temporary names: a video's outputs appear together, complete, or not at all (a killed
 job leaves temporary names, which the next run removes before it redoes that video).
@@ -15,6 +16,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from xdepth.job.encoder_thread import EncoderThread
 from xdepth.job.output_folder import OutputFolder
 from xdepth.job.storage import storage_fault
 from xdepth.job.video_frames import Clip
@@ -40,13 +42,15 @@ class ClipWriter:
         base.mkdir(parents=True, exist_ok=True)
         for kind in self.kinds:
             target = base / f"{rel.stem}.{kind.suffix}"
+            writer: Any
             if kind.folder:
-                self.writers[kind.name] = FrameFolderWriter(target, kind.frame_ext)
-                continue
-            audio = self.clip.path if kind.audio and self.clip.info.audio else None
-            self.writers[kind.name] = StreamWriter(
-                target, kind.codec or "", kind.pix_fmt, size_hw, self.rate, audio
-            )
+                writer = FrameFolderWriter(target, kind.frame_ext)
+            else:
+                audio = self.clip.path if kind.audio and self.clip.info.audio else None
+                writer = StreamWriter(
+                    target, kind.codec or "", kind.pix_fmt, size_hw, self.rate, audio
+                )
+            self.writers[kind.name] = EncoderThread(writer, target.name)
 
     def add(self, task: Any) -> None:
         """Encode one finished frame (its planes, prepared by a post worker)."""
@@ -117,8 +121,8 @@ class VideoOutputs:
             writer.add(task)
             self.log.frame()
             if frame.last:
+                written = writer.finish()  # on failure the clip is still open: _drop aborts it
                 del self.open[clip]
-                written = writer.finish()
                 partial = clip.broken_at if clip.error else None
                 self.log.video_done(clip, clip.error, partial, written)
         except OSError as exc:
