@@ -73,6 +73,14 @@ def artifact(variant: str, precision: str, args: argparse.Namespace) -> Path:
     )
 
 
+def add_artifact_options(parser: argparse.ArgumentParser) -> None:
+    """The options `artifact` reads, and --work-dir: shared by the benches that export."""
+    parser.add_argument("--weights", help="weights folder (default: shipped, else random init)")
+    parser.add_argument("--calibration-size", type=int, default=32, help="int8 calibration")
+    parser.add_argument("--artifacts-dir", default=str(DEFAULT_ARTIFACTS_DIR))
+    parser.add_argument("--work-dir", help="inputs and outputs (default: a temp folder)")
+
+
 def _say(message: str) -> None:
     print(f"  {message}", flush=True)
 
@@ -144,15 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="xdepth-tiny, small counts")
     parser.add_argument("--variant", help="model variant (default dpt-beit-large-512)")
-    parser.add_argument("--weights", help="weights folder (default: shipped, else random init)")
     parser.add_argument("--images", type=int, help="1920x1080 JPEGs for throughput")
     parser.add_argument("--large", type=int, help="4000x3000 (12 MP) JPEGs; 0 skips")
     parser.add_argument("--seed-images", type=int, help="images for the seed recipe")
     parser.add_argument("--soak", type=int, help="images for the memory soak; 0 skips")
     parser.add_argument("--precisions", default="bf16,int8", help="artifact precisions")
-    parser.add_argument("--calibration-size", type=int, default=32, help="int8 calibration")
-    parser.add_argument("--artifacts-dir", default=str(DEFAULT_ARTIFACTS_DIR))
-    parser.add_argument("--work-dir", help="images and outputs (default: a temp folder)")
+    add_artifact_options(parser)
     args = parser.parse_args(argv)
     preset = QUICK if args.quick else FULL
     variant = args.variant or preset["variant"]
