@@ -1,6 +1,6 @@
 """Video through the engine: 1080p H.264 in, 16-bit depth FFV1 and clip MP4 out.
 
-    python -m xdepth.bench.video_bench                  # depth-anything-small int8 and xdepth-tiny
+    python -m xdepth.bench.video_bench     # DA-small int8, DPT-SwinV2-T f32, xdepth-tiny int8
     python -m xdepth.bench.video_bench --variants xdepth-tiny:int8 --memory-frames 0
 
 Throughput: a synthetic 1080p H.264 clip (a camera panning over a rendered scene, with
@@ -8,8 +8,8 @@ sensor noise; made at bench time, never stored) goes through `DepthEngine.run` w
 outputs `depth16` (FFV1 gray16 MKV) and `composite` (H.264 MP4), as `xdepth run` writes
 them. Its frames/s end to end is set against the same artifact's model-only rate on the
 clip's own frames, decoded and prepared beforehand, every request in flight (as the image
-bench measures it), alternating within each run so both see the same machine load; the
-figures are medians over --runs, the ratio the median of each run's ratio. Target: end
+bench measures it), just before and just after each end-to-end run, so both see the same
+machine load; the figures are medians over --runs, the ratio the median of each run's. Target: end
 to end at least 90 % of model only. Each variant also gets the host's CPU cost per frame
 of every step outside the model (decode, RGB, resize, upsample, planes, each encode),
 measured one step at a time in process CPU time, which the other jobs on a shared
@@ -42,11 +42,11 @@ from xdepth.bench.artifacts import bench_weights
 from xdepth.bench.common import write_result
 from xdepth.bench.engine_bench import add_artifact_options, artifact
 from xdepth.bench.engine_measure import model_only_rate
-from xdepth.bench.video_memory import memory_run
+from xdepth.bench.video_memory import TRIM_CHECK, memory_run
 from xdepth.model.cards import get_card
 
 OUTPUTS = ("depth16", "composite")
-VARIANTS = "depth-anything-small:int8,xdepth-tiny:int8"
+VARIANTS = "depth-anything-small:int8,dpt-swinv2-tiny-256:f32,xdepth-tiny:int8"
 TARGET_E2E_VS_MODEL = 0.9
 PROFILED_FRAMES = 8
 
@@ -155,8 +155,9 @@ def host_costs(engine: Any, clip: Path, work: Path) -> dict[str, float]:
 def throughput(
     engine: Any, clip: Path, frames: int, runs: int, work: Path, tag: str
 ) -> dict[str, Any]:
-    """End-to-end frames/s of `engine.run` on the clip against the model-only rate,
-    alternating within each run; medians, and each run's figures."""
+    """End-to-end frames/s of `engine.run` on the clip against the model-only rate measured
+    just before and just after it (their mean: a load that changes during a run shifts
+    both sides alike); medians over the runs, and each run's figures."""
     inputs = [engine.inference.prepare(image) for image in decoded_frames(clip, 4)]
     engine.inference.predict_many(decoded_frames(clip, 1))  # warm-up outside the timing
     per_run: list[dict[str, Any]] = []
@@ -164,20 +165,23 @@ def throughput(
     for run in range(runs):
         out = work / f"out-{tag}-{run}"
         shutil.rmtree(out, ignore_errors=True)
+        before = model_only_rate(engine.inference, inputs, max(frames // 2, 4))
         begun = time.perf_counter()
         summary = engine.run([str(clip)], out)
         wall = time.perf_counter() - begun
+        after = model_only_rate(engine.inference, inputs, max(frames // 2, 4))
         if summary.failed or summary.frames != frames:
             raise RuntimeError(f"{tag}: {summary.frames} of {frames} frames; see {out}")
         digests.add(_outputs_digest(out))
         shutil.rmtree(out)
-        model = model_only_rate(engine.inference, inputs, frames)
+        model = (before + after) / 2
         e2e = summary.frames / summary.seconds
         per_run.append(
             {
                 "e2e_frames_per_s": round(e2e, 4),
                 "call_wall_s": round(wall, 3),
                 "model_only_frames_per_s": round(model, 4),
+                "model_only_before_after": [round(before, 4), round(after, 4)],
                 "e2e_vs_model": round(e2e / model, 4),
                 "in_run_model_busy_frames_per_s": round(summary.frames / summary.model_seconds, 4),
                 "stages": summary.stages,
@@ -246,12 +250,17 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         long_clip = work / f"pan-{m_width}x{m_height}-{args.memory_frames}.mp4"
         print(f"memory: {args.memory_frames} frames of {m_width}x{m_height} ...", flush=True)
         info = make_clip_file(long_clip, args.memory_frames, m_height, m_width, fps=25)
-        found = memory_run(artifact(variant, precision, args), long_clip, work / "memory-out")
+        directory = artifact(variant, precision, args)
+        found = memory_run(directory, long_clip, work / "memory-out")
+        trimmed = memory_run(directory, long_clip, work / "memory-out", env=TRIM_CHECK)
+        trimmed.pop("series_frame_rss_mb")
         result["memory"] = {"variant": variant, "precision": precision, "clip": info, **found}
+        result["memory"]["with_malloc_trim_threshold_128k"] = trimmed
         print(
-            f"  RSS {found['rss_mb_at_1k']} MB at frame ~{found['early_frame']}, "
+            f"  RSS {found['rss_mb_at_early_frame']} MB at frame ~{found['early_frame']}, "
             f"{found['rss_mb_at_end']} MB at ~{found['frames']}; slope "
-            f"{found['slope_mb_per_1k_frames']} MB per 1k frames",
+            f"{found['slope_mb_per_1k_frames']} MB per 1k frames ("
+            f"{trimmed['slope_mb_per_1k_frames']} with glibc trimming at 128 KiB)",
             flush=True,
         )
     return result
