@@ -1,10 +1,10 @@
 """A video output's encoder on a thread of its own.
 
 A video's outputs were encoded one after another by the job's caller thread, which also
-orders results and keeps the logs: at 1080p a 16-bit FFV1 frame takes 35-140 ms of CPU and
-an H.264 frame 30-100 ms (smooth to noisy content), so that one thread capped a job at
-5-15 frames per second however many cores the model had (the embedded model on 2 cores:
-11.7 frames/s; 16.3 with a thread per output). Each output now encodes on its own thread, fed
+orders results and keeps the logs: at 1080p a 16-bit FFV1 frame takes 30-150 ms of CPU and
+an H.264 frame 25-100 ms (smooth to noisy depth), so that one thread capped a job at 4-17
+frames per second however many cores the model had (the embedded model on 2 cores: 11.7
+frames/s; 16.3 with a thread per output). Each output now encodes on its own thread, fed
 through a short queue, frames in order: the outputs encode in parallel with each other
 and with the pipeline (PyAV releases the GIL while FFmpeg encodes and muxes), and each
 encoder still runs single-threaded, so the bytes stay those of a serial encode.

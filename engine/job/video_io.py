@@ -8,7 +8,7 @@ yuv422/444 sources convert through swscale, odd sizes stay odd.
 Encoding is deterministic: the same frames give the same bytes. Containers are written
 with ``fflags=+bitexact`` (no random Matroska UIDs, no library version strings); FFV1 is
 deterministic by design, and its bytes depend on its slices, not on the threads that encode
-them, so it encodes its slices in parallel (a 1080p 16-bit frame takes 30-130 ms of CPU);
+them, so it encodes its slices in parallel (a 1080p 16-bit frame takes 30-150 ms of CPU);
 libx264 (the best H.264 encoder in the wheel) and libvpx-vp9 run on one thread each, as
 their bytes depend on their thread count. On CPUs with AVX-512, libx264 runs its AVX2
 kernels: its AVX-512 ones read memory they never wrote, so a second encode of the same
