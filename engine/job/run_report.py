@@ -25,8 +25,8 @@ def inventory(summary: Any) -> str:
     images = summary.ok + summary.failed + summary.skipped - summary.video_inputs
     if not summary.video_inputs:
         return _count(images, "image")
-    videos = _count(summary.video_inputs, "video")
-    return f"{_count(images, 'image')}, {videos} ({_count(summary.frames, 'frame')})"
+    videos = f"{_count(summary.video_inputs, 'video')} ({_count(summary.frames, 'frame')})"
+    return f"{_count(images, 'image')}, {videos}" if images else videos
 
 
 def describe(summary: Any) -> str:
