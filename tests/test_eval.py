@@ -303,12 +303,47 @@ def test_bench_eval_data_columns_and_pareto_axis(tiny_artifact, miniatures) -> N
     assert accuracy_axis([cells[1]])[0] == ("fidelity", "delta1")
 
 
-def test_published_figures_print_beside_ours() -> None:
-    from xdepth.eval.runner import describe_scores
-    from xdepth.model.cards import get_card
+# Figures read from the cited tables: (AbsRel, delta1) on NYUv2 and KITTI.
+PUBLISHED = {
+    "depth-anything-small": ((0.053, 0.972), (0.08, 0.936), "LiheYoung/Depth-Anything README"),
+    "depth-anything-v2-small": ((0.053, 0.973), (0.078, 0.936), "arXiv:2406.09414), Table 2"),
+    "depth-anything-v2-base": ((0.049, 0.976), (0.078, 0.939), "arXiv:2406.09414), Table 2"),
+    "depth-anything-v2-large": ((0.045, 0.979), (0.074, 0.946), "arXiv:2406.09414), Table 2"),
+    "dpt-beit-large-512": ((0.048, 0.98), (0.127, 0.85), "LiheYoung/Depth-Anything README"),
+}
 
-    published = get_card("depth-anything-small").published["nyuv2"]
-    assert (published["abs_rel"], published["delta1"]) == (0.053, 0.972)
-    ours = dict.fromkeys(("abs_rel", "delta1", "delta2", "delta3", "rmse", "log10"), 0.5)
-    text = describe_scores(ours, published)
-    assert "0.053" in text and "0.972" in text and "LiheYoung/Depth-Anything README" in text
+
+def test_every_published_figure_cites_its_table() -> None:
+    from xdepth.model.cards import all_cards
+
+    cited = {}
+    for name, card in all_cards().items():
+        for dataset, figures in card.published.items():
+            assert dataset in DATASETS, (name, dataset)
+            assert "Table" in figures["source"] or "README" in figures["source"], name
+            assert set(figures) - {"source"} <= {"abs_rel", "delta1"}, name
+            assert all(0 < figures[k] < 1 for k in ("abs_rel", "delta1")), name
+            cited.setdefault(name, {})[dataset] = (figures["abs_rel"], figures["delta1"])
+    for name, (nyu, kitti, source) in PUBLISHED.items():
+        assert (cited[name]["nyuv2"], cited[name]["kitti"]) == (nyu, kitti), name
+        assert source in all_cards()[name].published["nyuv2"]["source"]
+    # DPT and the other MiDaS v3.1 cards carry none: their tables use other metrics.
+    assert not {"dpt-large-384", "dpt-hybrid-384", "dpt-swinv2-large-384"} & set(cited)
+
+
+def test_eval_prints_published_figures_beside_ours(miniatures, tmp_path) -> None:
+    class Named(Oracle):
+        def identity(self) -> dict:
+            return {"kind": "oracle", "variant": "depth-anything-v2-large"}
+
+    mini = miniatures["nyuv2"]
+    summary = _evaluate(Named(mini), mini, tmp_path / "out")
+    assert summary.record["published"]["abs_rel"] == 0.045
+    assert summary.record["published"]["delta1"] == 0.979
+    lines = summary.describe().splitlines()
+    ours = ["xdepth", "0.0000", "1.0000", "1.0000", "1.0000", "0.0000", "0.0000"]
+    assert lines[2].split() == ours
+    assert lines[3].split() == ["published", "0.045", "0.979", "-", "-", "-", "-"]
+    assert lines[4].startswith("published: Depth Anything V2 paper") and "ViT-L row" in lines[4]
+    assert Oracle(mini).identity().get("variant") is None  # no card: no published row
+    assert "published" not in _evaluate(Oracle(mini), mini, tmp_path / "o2").describe()
