@@ -180,6 +180,7 @@ SHIPPED = {
     "nyuv2": (654, "d9a47a1568b7d70a737a4bc75a49e66827b8e354219e9eee332676dbaee34a69"),
     "eth3d": (454, "39cf9f48bd524e51b1feda6092f84ed03b78eeaaf507c4068ab8130987e42971"),
     "scannet": (800, "066c76d6d8f93d6d7bed812e9c3bb0c375f08e7ff76569e13ce9c000dd74ead5"),
+    "diode": (771, "657e430e9e75530c91a9fa4f355234a71a5a0f1060381f0966feabc3643178ce"),
 }
 
 
@@ -201,6 +202,10 @@ def test_shipped_split_lists_are_the_default(tmp_path, name) -> None:
             "depth/office_dslr_depth/office/ground_truth_depth/dslr_images/DSC_0219.JPG",
         ),
         "scannet": ("scene0406_02/color/000300.jpg", "scene0406_02/depth/000300.png"),
+        "diode": (
+            "indoors/scene_00021/scan_00189/00021_00189_indoors_200_010.png",
+            "indoors/scene_00021/scan_00189/00021_00189_indoors_200_010_depth.npy",
+        ),
     }[name]
     assert (dataset.samples[0].rgb, dataset.samples[0].depth) == first
     given = tmp_path / "one.txt"

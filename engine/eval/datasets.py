@@ -31,7 +31,7 @@ KITTI is scored as Marigold's ``config/dataset/data_kitti_eigen_test.yaml`` says
 to the benchmark's 352 x 1216 (the KB crop of ``kitti_dataset.py``'s
 ``kitti_benchmark_crop``: the bottom 352 rows, 1216 columns from ``(W - 1216) // 2``), and
 the Eigen crop is taken of that; ``kb_crop=False`` keeps the full frame. The file lists of
-NYUv2, ETH3D and ScanNet ship in ``configs/splits`` (``SHIPPED_SPLITS``). Marigold reads
+NYUv2, ETH3D, ScanNet and DIODE ship in ``configs/splits`` (``SHIPPED_SPLITS``). Marigold reads
 ETH3D at a fixed 4032 x 6048; here the binary is shaped like its RGB image
 (the same size in the real set), so smaller copies read too. DIODE's mask and its range both
 apply (Marigold takes the mask only; the range holds for every masked pixel of the real set).
@@ -153,6 +153,7 @@ SHIPPED_SPLITS = {
     "nyuv2": "filename_list_test.txt",
     "eth3d": "eth3d_filename_list.txt",
     "scannet": "scannet_val_sampled_list_800_1.txt",
+    "diode": "diode_val_all_filename_list.txt",
 }
 
 
