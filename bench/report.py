@@ -2,6 +2,7 @@
 
     python -m xdepth.bench.report --readme README.md     # rewrite the table from results
     python -m xdepth.bench.report --check README.md      # exit 1 if it is out of date
+    python -m xdepth.bench.report --results DIR --table  # print the table of DIR's results
 
 `load_results` and `pareto_figure` are the public entry points for notebooks. The README
 table is generated from the committed JSON between ``<!-- bench-table:start -->`` and
@@ -235,7 +236,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", type=Path, help="exit 1 if this README's table is stale")
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="file or folder")
     parser.add_argument("--plot", type=Path, help="write the Pareto plot of --results here")
+    parser.add_argument("--table", action="store_true", help="print the table of --results")
     args = parser.parse_args(argv)
+    if args.table:
+        from xdepth.bench.table import readme_table
+
+        print(readme_table(load_results(args.results), f"`{_shown(args.results)}`"), end="")
     if args.plot:
         pareto_figure(load_results(args.results)).savefig(args.plot, dpi=120)
     if args.readme:

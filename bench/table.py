@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from xdepth.eval.datasets import DATASETS
+
 CONTENDER_ORDER = ("xdepth", "benchmark_app", "seed", "pipeline", "compile")
 CONTENDER_NAMES = {
     "xdepth": "xdepth",
@@ -87,10 +89,11 @@ def _memory(cell: dict[str, Any]) -> str:
     return f"{_num(cell['peak_rss_mb'], 4)} / {_num(cell.get('steady_rss_mb'), 4)}{tail}"
 
 
-def _row(cell: dict[str, Any]) -> str:
+def _row(cell: dict[str, Any], sets: list[str]) -> str:
     if cell.get("error"):
         what = precision_label(cell)
-        return f"| {_variant(cell)} | {what} | failed: {cell['error'][:80]} |" + " |" * 8
+        failed = f"| {_variant(cell)} | {what} | failed: {cell['error'][:80]} |"
+        return failed + " |" * (8 + len(sets))
     rate, lat = cell["images_per_s"], cell["latency_ms"]
     first = cell.get("first_result_s") or {}
     fid, acc = cell.get("fidelity") or {}, cell.get("accuracy") or {}
@@ -107,7 +110,27 @@ def _row(cell: dict[str, Any]) -> str:
         f"{_fixed(fid.get('delta1'))} / {_num(fid.get('abs_rel'))} / {_fixed(fid.get('mask_iou'))}",
         f"{_fixed(acc.get('delta1'))} / {_fixed(acc.get('mask_iou'))}" if acc else "-",
     ]
+    scored = cell.get("benchmarks") or {}
+    for name in sets:
+        got = scored.get(name)
+        cells.append(f"{_fixed(got.get('abs_rel'))} / {_fixed(got.get('delta1'))}" if got else "-")
     return "| " + " | ".join(cells) + " |"
+
+
+def benchmark_sets(cells: list[dict[str, Any]]) -> list[str]:
+    """The depth benchmarks (`bench --eval-data`) any of `cells` was scored on, in
+    `xdepth eval`'s order: each gets a column of its own."""
+    found = {name for cell in cells for name in cell.get("benchmarks") or {}}
+    return [name for name in DATASETS if name in found]
+
+
+def table_header(sets: list[str]) -> str:
+    """HEADER, with an AbsRel / delta1 column per benchmark in `sets`."""
+    if not sets:
+        return HEADER
+    head, rule = HEADER.split("\n")
+    extra = "".join(f" | {DATASETS[name].title}: AbsRel / delta1" for name in sets)
+    return f"{head.removesuffix(' |')}{extra} |\n{rule}{'---|' * len(sets)}"
 
 
 def _variant(cell: dict[str, Any]) -> str:
@@ -172,7 +195,8 @@ def readme_table(cells: list[dict[str, Any]], results_label: str) -> str:
             lines.append(f"- `{machine}/{name}`: `{command}`")
             first = next(c for c in group if c["result_file"] == name)
             lines.append(f"  - {_peaks_line(first)}")
-        lines += ["", HEADER, *(_row(c) for c in group), ""]
+        sets = benchmark_sets(group)
+        lines += ["", table_header(sets), *(_row(c, sets) for c in group), ""]
         lines += benchmark_app_lines(group)
         lines += precision_lines(group)
         every = [c for c in cells if c["machine"] == machine]  # each run whole, not newest

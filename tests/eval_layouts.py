@@ -15,6 +15,8 @@ from PIL import Image
 from xdepth.eval.scenes import make_scene
 
 SEED = 2_000_000_000
+# KITTI frames are about 375 x 1242: the benchmark crop (352 x 1216) needs at least that.
+HW = {"kitti": (375, 1242)}
 
 
 @dataclass
@@ -92,11 +94,16 @@ def _sample(name: str, i: int, rgb: np.ndarray, depth: np.ndarray, rng) -> tuple
 
 
 def write_miniature(
-    root: Path, name: str, count: int = 3, hw: tuple[int, int] = (72, 96), depth_scale: float = 1
+    root: Path,
+    name: str,
+    count: int = 3,
+    hw: tuple[int, int] | None = None,
+    depth_scale: float = 1,
 ) -> Miniature:
-    """`count` scenes of `hw` in set `name`'s layout under `root`, depths times
-    `depth_scale`; KITTI's list also holds a line without ground truth ("None"), as the
-    real one does."""
+    """`count` scenes of `hw` (default KITTI's size for KITTI, else 72 x 96) in set `name`'s
+    layout under `root`, depths times `depth_scale`; KITTI's list also holds a line
+    without ground truth ("None"), as the real one does."""
+    hw = hw or HW.get(name, (72, 96))
     folder = root / name
     folder.mkdir(parents=True)
     rng = np.random.default_rng(count)

@@ -119,3 +119,34 @@ def test_quick_mode_says_what_it_skips() -> None:
     assert "compile" not in settings["peers"] and settings["skipped"] == list(QUICK_SKIPS)
     args = build_parser().parse_args(["bench", "--quick", "--peers", "seed,compile"])
     assert not any("torch.compile" in s for s in settings_from_args(args)["skipped"])
+
+
+def test_readme_table_shows_benchmark_columns_only_where_results_carry_them() -> None:
+    from xdepth.bench.table import HEADER, readme_table
+
+    context = {"result_file": "r.json", "command": "xdepth bench", "cpu_model": "AMD EPYC"}
+    context |= {"started_utc": "2026-12-07T00:00:00", "threads_used": 2, "peaks": None}
+    timing = {"latency_ms": {"p50": 100.0, "p95": 120.0}}
+    plain = _cell("f32", 10.0) | context | timing | {"machine": "a-plain"}
+    scored = _cell("int8", 16.0) | context | timing | {"machine": "b-scored"}
+    scored["benchmarks"] = {
+        "kitti": {"abs_rel": 0.08125, "delta1": 0.93761, "images": 652},
+        "nyuv2": {"abs_rel": 0.05, "delta1": 0.97, "images": 654},
+    }
+    unscored = _cell("f32", 10.0) | context | timing | {"machine": "b-scored"}
+    failed = unscored | {"precision": "bf16", "error": "export failed"}
+    text = readme_table([plain, scored, unscored, failed], "results")
+    groups = text.split("#### ")
+    plain_lines, scored_lines = groups[1].splitlines(), groups[2].splitlines()
+    assert HEADER in groups[1] and "AbsRel / delta1 |" not in groups[1]
+    head = next(line for line in scored_lines if line.startswith("| variant"))
+    assert head.endswith("| vs truth: delta1 / mask IoU | NYUv2: AbsRel / delta1 "
+                         "| KITTI: AbsRel / delta1 |")  # fmt: skip
+    rule = next(line for line in scored_lines if line.startswith("|---"))
+    assert rule == "|---" * 13 + "|"
+    rows = [line for line in scored_lines if line.startswith("| v |")]
+    by_precision = {row.split(" | ")[1]: row for row in rows}
+    assert by_precision["xdepth, openvino int8"].endswith("| 0.050 / 0.970 | 0.081 / 0.938 |")
+    assert by_precision["xdepth, openvino f32"].endswith("| - | - |")
+    assert all(row.count("|") == 14 for row in rows)  # failed rows too: 13 columns
+    assert [line.count("|") for line in plain_lines if line.startswith("| v |")] == [12]

@@ -128,6 +128,14 @@ def test_readme_table_regenerates_from_committed_results() -> None:
     assert "*random init*" in old
 
 
+def test_report_prints_the_table_of_the_results_given(capsys) -> None:
+    from xdepth.bench.report import END, START, main
+
+    assert main(["--results", str(RESULTS_DIR), "--table"]) == 0
+    block = README.read_text(encoding="utf-8").split(START)[1].split(END)[0]
+    assert capsys.readouterr().out.strip() == block.strip()  # the README's, exactly
+
+
 def test_isa_names_per_cpu() -> None:
     zen4 = {"avx512f", "fma", "avx512_bf16", "avx512_vnni"}
     assert matmul_isa(zen4) == {"fp32": "AVX-512 FMA", "bf16": "AVX512_BF16", "int8": "AVX512_VNNI"}

@@ -326,7 +326,7 @@ def test_a_ray_actor_reports_a_full_disk_and_the_driver_stops(
     sizes = _image_sizes(job["reference"])
     FullDisk(out, budget=sizes[0] + sizes[1] // 2).install(monkeypatch)
     paths = sorted(job["images"].iterdir())
-    rows = actor({"path": [str(p) for p in paths], "rel": [p.name for p in paths]})
+    rows = actor({"inputs": [json.dumps([[str(p), p.name] for p in paths])]})  # one call
     assert list(rows["status"]).count("ok") == 1 and "failed" not in list(rows["status"])
     assert set(rows["stage"][rows["status"] == "stopped"]) == {"ENOSPC"}
     summary = RunSummary(out=str(out))

@@ -14,6 +14,7 @@ import re
 import sys
 from pathlib import Path
 
+import av
 import nbformat
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
@@ -84,6 +85,15 @@ def png_sizes(code_cell: nbformat.NotebookNode) -> list[tuple[int, int]]:
     return sizes
 
 
+def embedded_video_frames(code_cell: nbformat.NotebookNode) -> list[tuple[int, int]]:
+    """(height, width) of every frame of the MP4 the cell embedded in its HTML output."""
+    html = "".join(o.get("data", {}).get("text/html", "") for o in code_cell.outputs)
+    found = re.search(r'src="data:video/mp4;base64,([A-Za-z0-9+/=\s]+)"', html)
+    assert found, "no embedded MP4"
+    with av.open(io.BytesIO(base64.b64decode(found.group(1)))) as container:
+        return [(f.height, f.width) for f in container.decode(video=0)]
+
+
 @pytest.fixture
 def private_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Caches under tmp_path for the kernel (it inherits this environment)."""
@@ -121,6 +131,9 @@ def test_quickstart_runs_and_shows_its_pictures(private_environment: None) -> No
     slider = cell(nb, "slider").outputs
     assert png_sizes(cell(nb, "slider")) == [(3 * 256, 192)]  # the clip at the initial level
     assert any(WIDGET_VIEW in o.get("data", {}) for o in slider)
+    said = "".join(o.get("text", "") for o in cell(nb, "video").outputs)
+    assert said.startswith("1 video (24 frames): 1 ok, 0 failed"), said
+    assert embedded_video_frames(cell(nb, "video")) == [(192, 256)] * 24  # the clip's frames
     assert len(png_sizes(cell(nb, "bench"))) == 1  # the throughput-fidelity figure
 
 

@@ -11,7 +11,7 @@ import pytest
 from xdepth import DepthEngine
 from xdepth.eval.clips import CLIP_KINDS, flicker, make_clip, score_clip, write_clip
 from xdepth.model.cache import cached_artifact
-from xdepth.post.temporal import TemporalAligner, frame_signature, robust_fit
+from xdepth.post.temporal import TemporalAligner, frame_signature, motion, robust_fit
 
 
 @pytest.fixture(scope="module")
@@ -31,20 +31,24 @@ def scores(engines: dict[str, DepthEngine], tmp_path_factory) -> dict[str, dict]
     return found
 
 
-def test_align_cuts_flicker_where_the_camera_holds_still(scores: dict) -> None:
-    """With the background still (an object approaching), the model's frame-to-frame noise
-    is what flickers, and align removes some of it. (The aim is half; measured on these
-    clips through xdepth-tiny it is less: see the README's video section.)"""
-    approach = scores["approach"]
-    assert approach["align"]["flicker"] <= 0.95 * approach["none"]["flicker"], approach
+def test_align_cuts_flicker_on_every_clip(scores: dict) -> None:
+    """Filtering along the motion removes a share of the model's frame-to-frame noise on
+    every kind of clip. (The aim is half; through xdepth-tiny most of what is left is the
+    model changing its mind as the view moves: see the README's video section.)"""
+    ratios = {
+        kind: found["align"]["flicker"] / found["none"]["flicker"] for kind, found in scores.items()
+    }
+    assert max(ratios.values()) <= 0.95, ratios
+    assert np.mean(list(ratios.values())) <= 0.9, ratios
 
 
-@pytest.mark.parametrize("kind", CLIP_KINDS)
-def test_align_costs_no_accuracy_and_adds_no_flicker(scores: dict, kind: str) -> None:
-    none, align = scores[kind]["none"], scores[kind]["align"]
-    assert align["delta1"] >= none["delta1"] - 0.01, (kind, none, align)
-    assert align["mask_iou"] >= none["mask_iou"] - 0.01, (kind, none, align)
-    assert align["flicker"] <= 1.05 * none["flicker"], (kind, none, align)
+@pytest.mark.parametrize("metric", ["delta1", "mask_iou"])
+def test_align_costs_no_accuracy(scores: dict, metric: str) -> None:
+    """Over all the clips' frames, as the aim states it (one clip's figure swings with the
+    frames where the tiny model turns the scene inside out)."""
+    none = np.mean([found["none"][metric] for found in scores.values()])
+    align = np.mean([found["align"][metric] for found in scores.values()])
+    assert align >= none - 0.01, (metric, none, align, scores)
 
 
 def test_the_fit_recovers_scale_and_shift_despite_outliers() -> None:
@@ -52,9 +56,34 @@ def test_the_fit_recovers_scale_and_shift_despite_outliers() -> None:
     target = rng.uniform(0.1, 1.0, (64, 96)).astype(np.float32)
     source = (target - 0.05) / 2.5
     source[:4] = rng.uniform(0, 1, (4, 96))  # a sixteenth of the frame mispredicted
-    scale, shift, share = robust_fit(source, target)
-    assert scale == pytest.approx(2.5, rel=0.1) and shift == pytest.approx(0.05, abs=0.05)
-    assert share > 0.8
+    scale, shift = robust_fit(source, target)
+    assert scale == pytest.approx(2.5, rel=1e-3) and shift == pytest.approx(0.05, abs=1e-3)
+
+
+def test_a_per_frame_scale_and_shift_is_cancelled() -> None:
+    """A perfect model whose every frame has its own scale and shift (what a relative
+    model does): aligned, every frame is on the first frame's scale."""
+    clip = make_clip("pan", 2)
+    aligner = TemporalAligner()
+    for index, (rgb, depth) in enumerate(zip(clip.rgb, clip.depth_m, strict=True)):
+        gain, offset = 1.0 + 0.3 * np.sin(index), 0.05 * np.cos(index)
+        aligned, alignment = aligner.update(index, gain / depth + offset, frame_signature(rgb))
+        truth = 1.0 / depth + 0.05  # frame 0: gain 1, offset 0.05
+        span = float(np.ptp(truth))
+        assert np.median(np.abs(aligned - truth)) < 0.01 * span, index
+        assert alignment.cut is False or index == 0
+    assert aligner.cuts == []
+
+
+def test_motion_follows_a_pan_and_leaves_new_pixels_unexplained() -> None:
+    clip = make_clip("pan", 0)  # the view moves right by 48 / 23 px a frame
+    before, after = frame_signature(clip.rgb[5]), frame_signature(clip.rgb[6])
+    flow, explained = motion(before, after, clip.rgb.shape[1:3])
+    inner = explained[:, :-4]
+    assert np.median(flow[..., 0][:, :-4][inner]) == pytest.approx(48 / 23, abs=0.25)
+    assert np.median(np.abs(flow[..., 1][:, :-4][inner])) < 0.25
+    assert explained[:, -2:].mean() < 0.5  # entered from the right: nothing to follow
+    assert inner.mean() > 0.9
 
 
 def test_a_cut_resets_the_reference_and_a_still_scene_keeps_one_scale() -> None:

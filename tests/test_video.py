@@ -201,15 +201,3 @@ def test_outputs_are_deterministic_and_a_rerun_redoes_an_unfinished_video(
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
     assert not list(second.rglob(f"{TEMP_PREFIX}*"))
     assert FRAMES // 2 in json.loads((second / "run.json").read_text())["videos"][0]["cuts"]
-
-
-def test_ray_refuses_videos_with_a_clear_message(tmp_path: Path, capsys) -> None:
-    """A video in a --ray job is refused before anything starts, naming the file."""
-    video = tmp_path / "clip.mp4"
-    video.write_bytes(b"\x00\x00\x00\x18ftypmp42")
-    code = main(["run", str(video), "-o", str(tmp_path / "out"), "--artifact", str(tmp_path),
-                 "--ray", "--quiet"])  # fmt: skip
-    assert code == 2
-    err = capsys.readouterr().err
-    assert "clip.mp4: videos run without --ray" in err
-    assert not (tmp_path / "out").exists()

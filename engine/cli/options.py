@@ -49,6 +49,8 @@ video outputs (a video's frames stream through the same engine; <relpath>/<stem>
 {chr(10).join(f"  {k.name:<12} {k.suffix}{'/' * k.folder}: {k.help}" for k in VIDEO_KINDS.values())}
   pfm, normals, ply and fb3d are written for images only. Files are complete or absent:
   a video's outputs are renamed into place together when its last frame is written.
+  The progress bar and the summary count frames (a photo is one); with --ray each video
+  is one actor's unit, with the same output bytes.
 
 presets (--preset, configs/presets/*.toml or a path): {", ".join(preset_names())}.
   Options given on the command line override the preset's.
@@ -193,7 +195,9 @@ def add_ray_args(parser: argparse.ArgumentParser) -> None:
         const="",
         metavar="ADDRESS",
         help="run on Ray: the cluster at ADDRESS (auto, HOST:PORT, ray://HOST:PORT), or without "
-        "ADDRESS RAY_ADDRESS, a running local Ray or a new one; needs --artifact",
+        "ADDRESS RAY_ADDRESS, a running local Ray or a new one; needs --artifact. Images go "
+        "to actors in batches; each video is one actor's unit (decoded, aligned and encoded "
+        "whole, as without --ray)",
     )
     group.add_argument(
         "--ray-actors", type=int, metavar="N", help="actors (default: as many as the nodes fit)"
@@ -205,7 +209,10 @@ def add_ray_args(parser: argparse.ArgumentParser) -> None:
         help="CPUs Ray reserves per actor = its OpenVINO threads (default: a node's CPUs)",
     )
     group.add_argument(
-        "--ray-batch-size", type=int, metavar="N", help="images per actor call (default <= 32)"
+        "--ray-batch-size",
+        type=int,
+        metavar="N",
+        help="images per actor call (default <= 32); a video is a call of its own",
     )
     group.add_argument(
         "--ray-numa",

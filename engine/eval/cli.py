@@ -7,18 +7,23 @@ import sys
 from pathlib import Path
 
 from xdepth.errors import XDepthError
-from xdepth.eval.datasets import DATASETS, DatasetSpec
+from xdepth.eval.datasets import DATASETS, KB_CROP_HW, SHIPPED_SPLITS, DatasetSpec
 from xdepth.eval.protocol import ALIGNMENTS, CROPS, DEFAULT_ALIGN_PX, SPACES
 
 
 def _describe(spec: DatasetSpec) -> str:
+    kb = "KB {} x {}, then ".format(*KB_CROP_HW) if spec.kb_crop else ""
+    shipped = SHIPPED_SPLITS.get(spec.name)
+    listed = f"shipped ({shipped})" if shipped else f"not shipped ({spec.list_names[0]})"
     return (
         f"  {spec.name:<8} {spec.title}: {spec.split} ({spec.split_size} samples)\n"
         f"           depth {spec.encoding}; valid {spec.min_depth_m:g} < d < "
-        f"{spec.max_depth_m:g} m; crop {spec.crop or 'none'}"
+        f"{spec.max_depth_m:g} m; crop {kb}{spec.crop or 'none'}\n"
+        f"           list: {listed}"
     )
 
 
+_KB_H, _KB_W = KB_CROP_HW
 EVAL_EPILOG = f"""\
 MODEL: an artifact folder (as --artifact), or a variant name, card or HF folder, which runs
   the transformers fp32 reference (as --variant NAME --reference; add --weights DIR or
@@ -26,9 +31,10 @@ MODEL: an artifact folder (as --artifact), or a variant name, card or HF folder,
 
 data (--data: the set's tar archive, read in place, or its extracted folder; --split: the
   file list, one 'rgb depth [third]' line per sample, paths relative to the set's root;
-  without --split, the set's own list inside the archive or beside it, the only .txt at
-  its root, or the only .txt beside it). Layouts, encodings, ranges and crops are those
-  of Marigold's evaluation code (github.com/prs-eth/Marigold, src/dataset/*_dataset.py,
+  without --split, the list shipped in xdepth's configs/splits (Marigold's data_split/
+  files, Apache-2.0), else the set's own list inside the archive or beside it, the only
+  .txt at its root, or the only .txt beside it). Layouts, encodings, ranges and crops are
+  those of Marigold's evaluation code (github.com/prs-eth/Marigold, src/dataset/*_dataset.py,
   config/dataset/*.yaml, data_split/*):
 {chr(10).join(_describe(spec) for spec in DATASETS.values())}
   png_mm: 16-bit PNG in millimetres; png_256: 16-bit PNG / 256 (KITTI, 0 = no LiDAR);
@@ -37,6 +43,11 @@ data (--data: the set's tar archive, read in place, or its extracted folder; --s
 
 protocol (per image, at the ground truth's resolution; Marigold script/eval/eval.py and
   src/util/alignment.py, as the MiDaS, DPT and Depth Anything tables):
+  0. KITTI (Marigold kitti_dataset.py kitti_benchmark_crop; data_kitti_eigen_test.yaml
+     kitti_bm_crop: true, valid_mask_crop: eigen): image and ground truth are first cut to
+     the benchmark's {_KB_H} x {_KB_W}, the KB crop: the bottom {_KB_H} rows, {_KB_W} columns from
+     (W - {_KB_W}) // 2. The model sees the cut image; the crop of step 1 applies to the cut
+     frame. --no-kb-crop keeps the full frame.
   1. valid pixels: min < d < max, inside the crop and the mask.
 {chr(10).join(f"     crop {name}: {rule}" for name, rule in CROPS.items())}
   2. the prediction, upsampled to the image as the engine does (bicubic), is aligned by
@@ -77,7 +88,13 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
         "--filenames",
         dest="split",
         metavar="FILE",
-        help="the split's file list (default: found in or beside --data)",
+        help="the split's file list (default: the shipped list, else found in or beside --data)",
+    )
+    parser.add_argument(
+        "--kb-crop",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="KITTI: cut frames to the benchmark's 352 x 1216 first (default: on for KITTI)",
     )
     parser.add_argument("-o", "--output", help="output folder (default: eval-<dataset>)")
     group = parser.add_argument_group("protocol")
@@ -104,7 +121,7 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
         "--crop",
         choices=("auto", "none", *CROPS),
         default="auto",
-        help="auto: the set's own (NYUv2 eigen-nyu, KITTI garg, others none)",
+        help="auto: the set's own (NYUv2 eigen-nyu, KITTI eigen-kitti, others none)",
     )
     add_model_args(parser, default_variant=None)
     add_engine_args(parser)
@@ -131,7 +148,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from xdepth.model.backends.interface import as_backend
 
     _model_from_positional(args)
-    dataset = open_dataset(args.dataset, args.data, args.split)  # cheap checks first
+    dataset = open_dataset(args.dataset, args.data, args.split, args.kb_crop)  # cheap first
     inference = as_backend(open_model(args))
     protocol = make_protocol(
         dataset.spec,

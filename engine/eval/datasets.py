@@ -14,8 +14,8 @@ set       archive, file list              depth encoding                        
 nyuv2     nyu_labeled_extracted.tar,      16-bit PNG, millimetres (/ 1000)      1e-3 .. 10
           filename_list_test.txt (654)    Eigen crop rows 45:471, cols 41:601
 kitti     kitti_eigen_split_test.tar,     16-bit PNG / 256 (projected LiDAR;    1e-5 .. 80
-          eigen_test_files_with_gt.txt    0 = none); Garg crop; lines whose
-          (652 with ground truth)         depth is "None" are left out
+          eigen_test_files_with_gt.txt    0 = none); KB crop, then Eigen crop;
+          (652 with ground truth)         lines with depth "None" are left out
 eth3d     eth3d.tar,                      float32 binary, row-major, the        1e-5 .. inf
           eth3d_filename_list.txt (454)   image's size (inf = none, read as 0)
 scannet   scannet_val_sampled_800_1.tar,  16-bit PNG, millimetres (/ 1000)      1e-3 .. 10
@@ -26,10 +26,13 @@ diode     diode_val.tar, diode_val_all_   float32 ``.npy`` in metres, with the  
           indoor + 446 outdoor)           column
 ========  ==============================  ====================================  ==============
 
-KITTI is scored on the full frame with the Garg crop (the crop of BTS's ``bts_eval.py``,
-which the KITTI tables of the depth papers use); Marigold's config first cuts the frame to
-the benchmark's 352 x 1216 and takes the Eigen crop (``--crop eigen-kitti`` selects that
-crop). Marigold reads ETH3D at a fixed 4032 x 6048; here the binary is shaped like its RGB image
+KITTI is scored as Marigold's ``config/dataset/data_kitti_eigen_test.yaml`` says
+(``kitti_bm_crop: true``, ``valid_mask_crop: eigen``): image and ground truth are first cut
+to the benchmark's 352 x 1216 (the KB crop of ``kitti_dataset.py``'s
+``kitti_benchmark_crop``: the bottom 352 rows, 1216 columns from ``(W - 1216) // 2``), and
+the Eigen crop is taken of that; ``kb_crop=False`` keeps the full frame. The file lists of
+NYUv2, ETH3D, ScanNet and DIODE ship in ``configs/splits`` (``SHIPPED_SPLITS``). Marigold reads
+ETH3D at a fixed 4032 x 6048; here the binary is shaped like its RGB image
 (the same size in the real set), so smaller copies read too. DIODE's mask and its range both
 apply (Marigold takes the mask only; the range holds for every masked pixel of the real set).
 """
@@ -71,6 +74,7 @@ class DatasetSpec:
     split_size: int
     list_names: tuple[str, ...]
     source: str
+    kb_crop: bool = False  # KITTI: cut frames to the benchmark's 352 x 1216 first
 
 
 _MARIGOLD = "prs-eth/Marigold"
@@ -95,11 +99,12 @@ DATASETS: dict[str, DatasetSpec] = {
             "png_256",
             1e-5,
             80.0,
-            "garg",
+            "eigen-kitti",
             "Eigen test split, images with projected LiDAR",
             652,
             ("eigen_test_files_with_gt.txt",),
             f"{_MARIGOLD} src/dataset/kitti_dataset.py, config/dataset/data_kitti_eigen_test.yaml",
+            kb_crop=True,
         ),
         DatasetSpec(
             "eth3d",
@@ -139,6 +144,38 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
     )
 }
+
+
+# Marigold kitti_dataset.py, kitti_benchmark_crop: KB_CROP_HEIGHT = 352, KB_CROP_WIDTH = 1216.
+KB_CROP_HW = (352, 1216)
+# The file lists shipped in configs/splits (Marigold's data_split/, Apache-2.0), by set.
+SHIPPED_SPLITS = {
+    "nyuv2": "filename_list_test.txt",
+    "eth3d": "eth3d_filename_list.txt",
+    "scannet": "scannet_val_sampled_list_800_1.txt",
+    "diode": "diode_val_all_filename_list.txt",
+}
+
+
+def shipped_split(name: str) -> Path | None:
+    """The file list xdepth ships for set `name`, if it ships one."""
+    from xdepth.model.cards import configs_dir
+
+    file = SHIPPED_SPLITS.get(name)
+    return configs_dir() / "splits" / file if file else None
+
+
+def kb_crop_box(hw: tuple[int, int], what: str) -> tuple[slice, slice]:
+    """Rows and columns of the KITTI benchmark crop of a frame of `hw`: the bottom 352 rows
+    and 1216 columns from ``(W - 1216) // 2``, as Marigold's ``kitti_benchmark_crop``."""
+    (h, w), (crop_h, crop_w) = hw, KB_CROP_HW
+    if h < crop_h or w < crop_w:
+        raise SampleError(
+            f"{what}: {h} x {w} is smaller than KITTI's {crop_h} x {crop_w} benchmark crop "
+            "(turn it off with --no-kb-crop)"
+        )
+    top, left = h - crop_h, (w - crop_w) // 2
+    return slice(top, top + crop_h), slice(left, left + crop_w)
 
 
 class Archive:
@@ -217,7 +254,12 @@ class Sample:
                 rgb = np.asarray(to_rgb(image))
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             raise SampleError(f"{self.rgb}: damaged image ({exc})") from None
-        self.gt_depth_m, self.gt_mask = self.dataset.read_depth(self, rgb.shape[:2])
+        depth, mask = self.dataset.read_depth(self, rgb.shape[:2])
+        if self.dataset.kb_crop:  # image and ground truth alike, before inference
+            rgb = rgb[kb_crop_box(rgb.shape[:2], self.rgb)]
+            box = kb_crop_box(depth.shape, self.depth)
+            depth, mask = depth[box], None if mask is None else mask[box]
+        self.gt_depth_m, self.gt_mask = depth, mask
         return DecodedImage(np.ascontiguousarray(rgb), None)
 
 
@@ -230,6 +272,7 @@ class Dataset:
     split_file: str
     samples: list[Sample]
     left_out: int = 0  # file-list lines without ground truth (KITTI's "None")
+    kb_crop: bool = False
 
     def read_depth(self, sample: Sample, hw: tuple[int, int]):
         """Metric depth (float64, 0 = none) and, for DIODE, the validity mask."""
@@ -290,16 +333,22 @@ def find_split(archive: Archive, data: Path, spec: DatasetSpec) -> Path | str:
     )
 
 
-def open_dataset(name: str, data: str | Path, split: str | Path | None = None) -> Dataset:
-    """The set `name` at `data` (tar or folder), with the samples of its file list."""
+def open_dataset(
+    name: str, data: str | Path, split: str | Path | None = None, kb_crop: bool | None = None
+) -> Dataset:
+    """The set `name` at `data` (tar or folder), with the samples of its file list: `split`,
+    else the shipped list, else one found by `find_split`. `kb_crop` None: the set's own
+    (KITTI's benchmark crop on, none elsewhere)."""
     spec = DATASETS.get(name.lower())
     if spec is None:
         raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    if kb_crop and not spec.kb_crop:
+        raise DatasetError(f"--kb-crop: only KITTI frames have a benchmark crop, not {name}")
     path = Path(data).expanduser()
     archive = Archive(path)
     where: Path | str = Path(split).expanduser() if split is not None else ""
     if split is None:
-        where = find_split(archive, path, spec)
+        where = shipped_split(spec.name) or find_split(archive, path, spec)
     if isinstance(where, Path):
         try:
             text = where.read_text(encoding="utf-8")
@@ -307,7 +356,8 @@ def open_dataset(name: str, data: str | Path, split: str | Path | None = None) -
             raise DatasetError(f"--split {where}: {exc.strerror or exc}") from None
     else:
         text = archive.read(where).decode("utf-8")
-    dataset = Dataset(spec, archive, str(where), [])
+    crop = spec.kb_crop if kb_crop is None else kb_crop
+    dataset = Dataset(spec, archive, str(where), [], kb_crop=crop)
     for number, line in enumerate(text.splitlines(), 1):
         fields = line.split()
         if not fields or fields[0].startswith("#"):

@@ -146,6 +146,7 @@ def evaluate(
         "eval": {
             "dataset": dataset.spec.name,
             "split": dataset.split_file,
+            "kb_crop": dataset.kb_crop,
             "protocol": protocol.as_dict(),
         },
     }
@@ -228,6 +229,7 @@ def _eval_record(
             "split_size": len(dataset.samples),
             "published_split_size": spec.split_size,
             "left_out_without_ground_truth": dataset.left_out,
+            "kb_crop": dataset.kb_crop,
             "source": spec.source,
         },
         "protocol": protocol.as_dict(),

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from signal import Signals
 from typing import IO, Any
@@ -22,12 +23,13 @@ from typing import IO, Any
 from xdepth.job.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_STORAGE, signal_exit_code
 from xdepth.job.imageio import DEFAULT_MAX_PIXELS, ImageReadError, read_image
 from xdepth.job.inputs import InputItem, InputSource
+from xdepth.job.outcomes import VideoLog, drive
 from xdepth.job.output_folder import OutputFolder, settings_record
 from xdepth.job.pipeline import Pipeline
+from xdepth.job.run_report import ERRORS_FILE, RUN_FILE, describe
 from xdepth.job.signals import Interrupted
 from xdepth.job.storage import StorageFault, check_output, storage_fault
-from xdepth.job.video_frames import expand_videos, video_path
-from xdepth.job.video_job import VideoOutputs
+from xdepth.job.video_frames import video_path
 from xdepth.model.backends.interface import Backend, as_backend
 from xdepth.outputs.settings import PostSettings, SettingsError, background_kind
 from xdepth.post import parse_policy
@@ -43,8 +45,6 @@ __all__ = [
     "run",
     "write_run_file",
 ]
-ERRORS_FILE = "errors.jsonl"
-RUN_FILE = "run.json"
 _ERRORS_IN_SUMMARY = 20
 
 
@@ -54,7 +54,8 @@ class RunSummary:
 
     `model_seconds` is the time at least one inference was in flight, so model-only
     images/s equals the model's own rate when the pipeline keeps it busy; stage waits are
-    thread-seconds starved of input and held up by the next stage.
+    thread-seconds starved of input and held up by the next stage. A video counts once in
+    ok / failed / skipped, and its frames in the rates (`frames_done`).
     """
 
     ok: int = 0
@@ -75,14 +76,21 @@ class RunSummary:
     precision: dict[str, Any] = field(default_factory=dict)  # asked for, computed, CPU
     frames: int = 0  # video frames written
     videos: list[dict[str, Any]] = field(default_factory=list)  # one record per video
+    video_inputs: int = 0  # of the inputs counted in ok/failed/skipped, the videos
+    videos_ok: int = 0
+
+    @property
+    def frames_done(self) -> int:
+        """Images done plus video frames written: what the rates count (a photo is a frame)."""
+        return self.ok - self.videos_ok + self.frames
 
     @property
     def images_per_s(self) -> float:
-        return self.ok / self.seconds if self.seconds > 0 else 0.0
+        return self.frames_done / self.seconds if self.seconds > 0 else 0.0
 
     @property
     def model_images_per_s(self) -> float:
-        return self.ok / self.model_seconds if self.model_seconds > 0 else 0.0
+        return self.frames_done / self.model_seconds if self.model_seconds > 0 else 0.0
 
     @property
     def exit_code(self) -> int:
@@ -118,55 +126,7 @@ class RunSummary:
         } | ({"ray": self.ray} if self.ray is not None else {})
 
     def describe(self) -> str:
-        lines = [
-            f"{self.ok} ok, {self.failed} failed, {self.skipped} skipped (already done) in "
-            f"{self.seconds:.2f} s: {self.images_per_s:.2f} images/s end to end, "
-            f"{self.model_images_per_s:.2f} images/s model only"
-        ]
-        waits = [
-            f"{name} {s['waited_on_next_stage_s']:.2f} s"
-            for name, s in self.stages.items()
-            if name in ("feed", "read", "infer")
-        ]
-        starved = [
-            f"{name} {s['waited_for_input_s']:.2f} s"
-            for name, s in self.stages.items()
-            if name in ("read", "infer", "post")
-        ]
-        if self.videos:
-            partial = sum(1 for v in self.videos if v["partial"])
-            cuts = sum(len(v["cuts"]) for v in self.videos)
-            lines.append(
-                f"{len(self.videos)} video(s), {self.frames} frames written, {partial} partial, "
-                f"{cuts} scene cut(s)"
-            )
-        lines.append(f"waited on the next stage: {', '.join(waits)}")
-        lines.append(f"waited for input: {', '.join(starved)}")
-        if self.ray:
-            pool = self.ray
-            plural = "s" if pool["actors"] != 1 else ""
-            lines.append(
-                f"Ray: {pool['actors']} actor{plural} x {pool['cpus_per_actor']} CPUs, start-up "
-                f"{pool.get('startup_s')} s, then {pool.get('steady_images_per_s')} images/s"
-            )
-        if self.precision.get("fallback"):
-            p = self.precision
-            lines.append(
-                f"precision: {p['requested']} asked for, this CPU computed "
-                f"{p['effective']} (float layers {p['float_layers']})"
-            )
-        if self.failed:
-            lines.append(f"failures are listed in {Path(self.out) / ERRORS_FILE}")
-        if self.stopped:
-            lines.append(
-                f"stopped after {self.ok + self.skipped} finished images: {self.stopped['reason']}"
-            )
-        if self.interrupted:
-            lines.append(
-                f"interrupted ({self.signal or 'SIGINT'}) after {self.ok + self.skipped} "
-                "finished images: run the same command again to finish the job"
-            )
-        return "\n".join(lines)
+        return describe(self)
 
 
 def check_settings(inference: Backend, settings: PostSettings) -> None:
@@ -208,7 +168,7 @@ def load_background(settings: PostSettings, max_pixels: int = DEFAULT_MAX_PIXELS
         raise SettingsError(f"--background: {exc}") from None
 
 
-class JobLog:
+class JobLog(VideoLog):
     """The caller's side of a job, shared by the local and the Ray runner: the counts of the
     summary, the progress bar, and OUT/errors.jsonl, written line by line as failures happen.
 
@@ -258,11 +218,15 @@ class JobLog:
         done: bool = True,
         frame: int | None = None,
         counted: bool = True,
+        video: bool = False,
     ) -> None:
         """One image's or video's outcome: failed (error: stage, reason; for a video, the
         frame it reached), skipped, or ok when done; `counted` False when its frames
         already moved the bar."""
         summary = self.summary
+        if video:
+            summary.video_inputs += 1
+            summary.videos_ok += bool(done and not (error or skipped))
         if error:
             stage, reason = error
             entry = {"path": path, "stage": stage, "reason": reason}
@@ -288,6 +252,7 @@ class JobLog:
 
     def video_started(self, expected_frames: int) -> None:
         """A video's frames move the bar (one step each): they join its total."""
+        self.bar.unit = "frame"
         if self.bar.total is not None and expected_frames > 1:
             self.bar.total += expected_frames - 1
             self.bar.refresh()
@@ -296,26 +261,8 @@ class JobLog:
         self.summary.frames += 1
         self.bar.update(1)
 
-    def video_done(
-        self,
-        clip: Any,
-        error: tuple[str, str] | None,
-        frame: int | None,
-        written: tuple[Path, ...] = (),
-    ) -> None:
-        """A video ended: complete, partial (its stream broke at `frame`: the frames before
-        it are kept) or failed (nothing written)."""
-        self.summary.videos.append(
-            {
-                "path": str(clip.path),
-                "frames": clip.frames if written else 0,
-                "partial": bool(error and written),
-                "broken_at_frame": frame if error else None,
-                "cuts": list(clip.aligner.cuts) if clip.aligner else [],
-                "outputs": [str(p) for p in written],
-            }
-        )
-        self.add(str(clip.path), error, frame=frame, counted=False)
+    def video_ended(self, record: dict[str, Any]) -> None:
+        self.summary.videos.append(record)
 
     def close(self) -> None:
         self.bar.close()
@@ -422,16 +369,9 @@ def run(
         )
         busy_before = inference.clock.seconds
         with JobLog(summary, source.total, quiet) as log:
-            videos = VideoOutputs(settings, folder, log)
-            frames = expand_videos(source, settings, lambda item: job_done(folder, settings, item))
             try:
-                for task in pipeline.results(frames, ordered=True):
-                    if videos.take(task):
-                        continue
-                    path = str(task.path or f"#{task.index}")
-                    log.add(path, task.error, skipped=task.skipped, done=not task.cancelled)
+                drive(pipeline, source, settings, folder, log, partial(job_done, folder, settings))
             finally:
-                videos.close()
                 summary.model_seconds = inference.clock.seconds - busy_before
                 summary.stages = {name: s.as_dict() for name, s in pipeline.stats.items()}
     return summary

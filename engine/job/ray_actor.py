@@ -1,18 +1,23 @@
 """The actor of `xdepth run --ray`: one artifact, opened once, and the engine's own pipeline.
 
 Ray Data constructs `DepthActor` in a process of its own on some node of the cluster and
-calls it with batches of (path, rel) rows; it returns one row per image. Nothing here
-imports Ray: the class is plain Python, which Ray runs as an actor (xdepth.job.ray_job).
+calls it once per call of the job: the [path, rel] pairs of some images, or of one video.
+It sends them through the local runner's own loop (`xdepth.job.outcomes.drive`: decode,
+infer, temporal alignment, the video's encoders, the rename at its end) and returns one
+row per input. Nothing here imports Ray: the class is plain Python, which Ray runs as an
+actor (xdepth.job.ray_job).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import socket
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +26,9 @@ import numpy as np
 from xdepth.api import open_backend
 from xdepth.errors import XDepthError
 from xdepth.job.inputs import InputItem
-from xdepth.job.local import job_pipeline
+from xdepth.job.local import job_done, job_pipeline
+from xdepth.job.outcomes import Outcome, Outcomes, drive
 from xdepth.job.output_folder import OutputFolder, settings_record
-from xdepth.job.pipeline import Task
 from xdepth.job.storage import StorageFault
 from xdepth.model.backends.interface import as_backend
 from xdepth.outputs.settings import PostSettings
@@ -76,52 +81,53 @@ class DepthActor:
         self.name = f"{socket.gethostname()}:{os.getpid()}"
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Paths and rels in; per image: status, stage, reason and a share of the timings."""
-        items = [
-            InputItem(Path(path), Path(rel))
-            for path, rel in zip(batch["path"], batch["rel"], strict=True)
-        ]
+        """Calls of [path, rel] pairs in (images, or a video); per input: status, stage,
+        reason, a video's frames and run.json record, and a share of the timings."""
+        pairs = [pair for call in batch["inputs"] for pair in json.loads(str(call))]
+        paths = [str(path) for path, _ in pairs]
+        items = [InputItem(Path(path), Path(rel)) for path, rel in pairs]
         pipeline = job_pipeline(self.inference, self.settings, self.folder, **self.pipeline_options)
         busy_before = self.inference.clock.seconds
         started = time.time()  # wall clock: comparable across the pool's processes
-        done: list[Task] = []
+        outcomes = Outcomes()
         fault: StorageFault | None = None
         try:
-            done.extend(pipeline.results(items))
+            done = partial(job_done, self.folder, self.settings)
+            drive(pipeline, items, self.settings, self.folder, outcomes, done)
         except StorageFault as exc:  # OUT refused data: reported, and the driver stops
             fault = exc
-        tasks = sorted(done, key=lambda task: task.index)
-        errors = [_error(task, fault) for task in tasks]
-        share = 1.0 / len(tasks)
+        ends = [_final(outcomes.by_path.get(path), path, fault) for path in paths]
+        share = 1.0 / len(paths)
         rows: dict[str, Any] = {
-            "actor": [self.name] * len(tasks),
-            "started": [started] * len(tasks),
-            "ended": [time.time()] * len(tasks),
-            "path": [str(task.path) for task in tasks],
-            "status": [_status(task, error) for task, error in zip(tasks, errors, strict=True)],
-            "stage": [error[0] if error else "" for error in errors],
-            "reason": [error[1] if error else "" for error in errors],
-            "model_s": [(self.inference.clock.seconds - busy_before) * share] * len(tasks),
+            "actor": [self.name] * len(paths),
+            "started": [started] * len(paths),
+            "ended": [time.time()] * len(paths),
+            "path": paths,
+            "status": [end.status for end in ends],
+            "stage": [end.stage for end in ends],
+            "reason": [end.reason for end in ends],
+            "frame": [-1 if end.frame is None else end.frame for end in ends],
+            "frames": [end.frames for end in ends],
+            "record": [json.dumps(end.record) if end.record else "" for end in ends],
+            "video": [end.video for end in ends],
+            "model_s": [(self.inference.clock.seconds - busy_before) * share] * len(paths),
         }
         for name, stats in pipeline.stats.items():
             figures = stats.as_dict()
-            rows[f"{name}.workers"] = [figures["workers"]] * len(tasks)
+            rows[f"{name}.workers"] = [figures["workers"]] * len(paths)
             for key in STAGE_KEYS:
-                rows[f"{name}.{key}"] = [figures[key] * share] * len(tasks)
+                rows[f"{name}.{key}"] = [figures[key] * share] * len(paths)
         return {key: np.asarray(values) for key, values in rows.items()}
 
 
-def _error(task: Task, fault: StorageFault | None) -> tuple[str, str] | None:
-    """(stage, reason) of a failed task; (code, reason) of one a storage fault cancelled."""
-    if task.cancelled and fault is not None:
-        return fault.code, str(fault)
-    return task.error
-
-
-def _status(task: Task, error: tuple[str, str] | None) -> str:
-    if task.cancelled:
-        return "stopped"
-    return "failed" if error else "skipped" if task.skipped else "ok"
+def _final(outcome: Outcome | None, path: str, fault: StorageFault | None) -> Outcome:
+    """An input's outcome for the driver: "stopped" (with the fault's code and reason) when
+    OUT refused data before it ended."""
+    if outcome is not None and outcome.status != "cancelled":
+        return outcome
+    if fault is not None:
+        return Outcome("stopped", fault.code, str(fault))
+    return Outcome("failed", "run", f"{path}: the pipeline ended without its result")
 
 
 def claim_numa_node(nodes: Path = NUMA_NODES, locks: Path | None = None) -> tuple[str, int]:

@@ -3,12 +3,15 @@
 The driver (the calling process) does what the local runner does around its pipeline: it
 checks the settings, opens OUT (lock, job file with the settings hash, stale temp files),
 skips inputs whose outputs are complete, and keeps OUT/errors.jsonl, the progress bar and
-OUT/run.json. The other images go through ``ray.data`` ``map_batches`` to a fixed pool of
+OUT/run.json. The other inputs go through ``ray.data`` ``map_batches`` to a fixed pool of
 actors (`xdepth.job.ray_actor.DepthActor`): each opens the artifact once, with OpenVINO's
-threads set to the CPUs Ray reserves for it, and sends every batch through the engine's
-own pipeline (`xdepth.job.local.job_pipeline`: read, infer, post-process, atomic write under
-OUT). An actor returns one row per image (ok, skipped, or failed with stage and reason),
-so a bad image never fails the Ray job.
+threads set to the CPUs Ray reserves for it, and sends every batch through the local
+runner's own loop and pipeline (`xdepth.job.outcomes.drive`: read, infer, post-process,
+atomic write under OUT). Images go in batches; a video is a batch of its own, so one actor
+decodes, aligns and encodes it whole, in order, as a local run does, and renames its
+files into place at its end. An actor returns one row per input (ok, skipped, or failed
+with stage and reason; for a video its frames and its run.json record), so a bad image or
+video never fails the Ray job.
 
 Actors open the artifact, read the inputs and write OUT by the driver's paths, from the
 driver's working folder: on a cluster these live on a filesystem every node mounts at the
@@ -18,6 +21,7 @@ same path. Ray is imported here only, and only when a job runs.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
@@ -35,6 +39,7 @@ from xdepth.errors import XDepthError, whole_number
 from xdepth.job.imageio import DEFAULT_MAX_PIXELS
 from xdepth.job.inputs import InputSource, RejectedInput, open_inputs
 from xdepth.job.local import JobLog, RunSummary, open_job
+from xdepth.job.outcomes import replay
 from xdepth.job.output_folder import OutputFolder
 from xdepth.job.ray_actor import STAGE_KEYS, DepthActor
 from xdepth.job.signals import reclaim_signals
@@ -141,7 +146,7 @@ def run_ray(
 
 def _run_pool(
     ray: Any,
-    rows: list[dict[str, str]],
+    rows: list[dict[str, Any]],
     pool: tuple[int | None, int | None, int | None, bool],
     constructor: dict[str, Any],
     summary: RunSummary,
@@ -151,10 +156,24 @@ def _run_pool(
     start_epoch = time.time()
     actors, cpus_per_actor, batch_size, numa = pool
     count, cpus = _pool_size(ray, actors, cpus_per_actor)
-    size = batch_size or min(MAX_BATCH_SIZE, math.ceil(len(rows) / count))
+    images = sum(1 for row in rows if not row["video"])
+    size = batch_size or max(1, min(MAX_BATCH_SIZE, math.ceil(images / count)))
     summary.ray = {"actors": count, "cpus_per_actor": cpus, "batch_size": size, "numa": numa}
-    batches = _results(ray, rows, count, cpus, size, constructor | {"cpus": cpus})
-    _collect(batches, summary, log, summary.ray, start_epoch)
+    batches = _results(ray, _calls(rows, size), count, cpus, constructor | {"cpus": cpus})
+    order = {row["path"]: index for index, row in enumerate(rows)}
+    try:
+        _collect(batches, summary, log, summary.ray, start_epoch)
+    finally:  # run.json lists the videos in input order, as a local run does
+        summary.videos.sort(key=lambda record: order.get(record["path"], len(order)))
+
+
+def _calls(rows: list[dict[str, Any]], size: int) -> list[dict[str, str]]:
+    """The actors' calls, one Ray Data row each (its inputs' [path, rel] pairs as JSON):
+    each video alone, longest work first, then images `size` at a time."""
+    pairs = [[row["path"], row["rel"]] for row in rows if not row["video"]]
+    calls = [[[row["path"], row["rel"]]] for row in rows if row["video"]]
+    calls += [pairs[start : start + size] for start in range(0, len(pairs), size)]
+    return [{"inputs": json.dumps(call)} for call in calls]
 
 
 def _check_count(name: str, value: int | None) -> None:
@@ -164,16 +183,21 @@ def _check_count(name: str, value: int | None) -> None:
 
 def _pending(
     source: InputSource, folder: OutputFolder, settings: PostSettings, log: JobLog
-) -> list[dict[str, str]]:
-    """The inputs still to do, as rows; refused and already complete ones are logged."""
+) -> list[dict[str, Any]]:
+    """The inputs still to do, as rows; refused and already complete ones are logged.
+
+    Videos are told by name here, without opening every input on the driver; one told by
+    its content only is found by the actor, which runs it whole inside its batch."""
     rows = []
     for entry in source:
         if isinstance(entry, RejectedInput):
             log.add(str(entry.path), ("input", entry.reason))
-        elif folder.complete(entry.rel, settings.file_suffixes):
-            log.add(str(entry.path), None, skipped=True)
+            continue
+        video = entry.path.suffix.lower() in VIDEO_EXTENSIONS
+        if folder.complete(entry.rel, settings.video_suffixes if video else settings.file_suffixes):
+            log.add(str(entry.path), None, skipped=True, video=video)
         else:
-            rows.append({"path": str(entry.path), "rel": entry.rel.as_posix()})
+            rows.append({"path": str(entry.path), "rel": entry.rel.as_posix(), "video": video})
     return rows
 
 
@@ -224,18 +248,19 @@ def _pool_size(ray: Any, actors: int | None, cpus_per_actor: int | None) -> tupl
 
 def _results(
     ray: Any,
-    rows: list[dict[str, str]],
+    calls: list[dict[str, str]],
     actors: int,
     cpus: int,
-    batch_size: int,
     constructor: dict[str, Any],
 ) -> Iterator[dict[str, np.ndarray]]:
     """The actors' rows, batch by batch, as they finish."""
     ray.data.DataContext.get_current().enable_progress_bars = False
-    dataset = ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / batch_size))
+    # A call per row, a row per block and per batch: Ray Data cannot bundle a video with
+    # images, and an actor returns a row per input.
+    dataset = ray.data.from_items(calls, override_num_blocks=len(calls))
     mapped = dataset.map_batches(
         DepthActor,
-        batch_size=batch_size,
+        batch_size=1,
         batch_format="numpy",
         # A fixed pool: `size` is what `concurrency=actors` meant before Ray 2.51.
         compute=ray.data.ActorPoolStrategy(size=actors),
@@ -266,20 +291,20 @@ def _collect(
     actors = pool["actors"]
     model_s = 0.0
     stages: dict[str, dict[str, Any]] = {}
-    calls: dict[tuple[str, float], list[float]] = {}  # (actor, start) -> [end, images ok]
+    calls: dict[tuple[str, float], list[float]] = {}  # (actor, start) -> [end, frames done]
     fault: StorageFault | None = None
     for batch in batches:  # a block of rows: one or more actor calls
-        columns = ("path", "status", "stage", "reason", "actor", "started", "ended")
-        for path, status, stage, reason, actor, begin, end in zip(
-            *(batch[c] for c in columns), strict=True
+        columns = ("status", "stage", "reason", "frames", "actor", "started", "ended")
+        for index, (status, stage, reason, frames, actor, begin, end) in enumerate(
+            zip(*(batch[c] for c in columns), strict=True)
         ):
             if status == "stopped":  # an actor's OUT refused data: the job stops (not a failure)
                 fault = StorageFault(str(reason), str(stage))
                 continue
             error = (str(stage), str(reason)) if status == "failed" else None
-            log.add(str(path), error, skipped=status == "skipped")
+            replay(log, {key: values[index] for key, values in batch.items()}, error)
             call = calls.setdefault((str(actor), float(begin)), [float(end), 0])
-            call[1] += status == "ok"
+            call[1] += int(frames) if batch["video"][index] else status == "ok"
         model_s += float(batch["model_s"].sum())
         for column, values in batch.items():
             name, _, key = column.partition(".")
@@ -306,8 +331,9 @@ def _collect(
 
 def _pool_timing(calls: dict[tuple[str, float], list[float]], start_epoch: float) -> dict:
     """`startup_s`: from `start_epoch` until the last actor began its first call (scheduling,
-    actor processes, model compile); `steady_images_per_s`: images done from then on to the
-    last call's end (calls counted pro rata of their time in it) per second."""
+    actor processes, model compile); `steady_images_per_s`: images and video frames done
+    from then on to the last call's end (calls counted pro rata of their time in it) per
+    second."""
     firsts: dict[str, float] = {}
     for actor, begin in calls:
         firsts[actor] = min(begin, firsts.get(actor, begin))
@@ -330,13 +356,6 @@ def run_from_args(args: argparse.Namespace, settings: PostSettings, source: Inpu
         )
     if not args.artifact:
         raise XDepthError("--ray runs an exported model: give --artifact DIR")
-    videos = [item.path for item in source.items if item.path.suffix.lower() in VIDEO_EXTENSIONS]
-    if videos:
-        raise XDepthError(
-            f"{videos[0]}: videos run without --ray (a video's frames are decoded, aligned and "
-            "encoded in order in one process); run them locally, or leave them out of the "
-            "--ray job"
-        )
     refused = [
         flag
         for flag, given in (

@@ -10,10 +10,7 @@ with ``fflags=+bitexact`` (no random Matroska UIDs, no library version strings);
 deterministic by design, and its bytes depend on its slices, not on the threads that encode
 them, so it encodes its slices in parallel (a 1080p 16-bit frame takes 30-150 ms of CPU);
 libx264 (the best H.264 encoder in the wheel) and libvpx-vp9 run on one thread each, as
-their bytes depend on their thread count. On CPUs with AVX-512, libx264 runs its AVX2
-kernels: its AVX-512 ones read memory they never wrote, so a second encode of the same
-frames in one process gave other bytes (with glibc's MALLOC_PERTURB_, which fills new
-memory with a fixed byte, they repeat), e.g. a video after another, or a resumed job's.
+their bytes depend on their thread count, and libx264 CPU-independent (below).
 Every file is written under a temporary name in its folder, through a Python file (the
 same write layer as `xdepth.post.encoders.write_atomic`: a full disk raises OSError
 there), and renamed when the video is complete.
@@ -36,7 +33,7 @@ import cv2
 import numpy as np
 
 from xdepth.errors import XDepthError
-from xdepth.model.hardware import core_count, cpu_flags
+from xdepth.model.hardware import core_count
 from xdepth.post.encoders import TEMP_PREFIX
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"})
@@ -44,23 +41,22 @@ _MATROSKA_MAGIC = b"\x1a\x45\xdf\xa3"
 _MP4_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip")
 _BITEXACT = {"fflags": "+bitexact"}
 _RGB_TO_I420 = cv2.COLOR_RGB2YUV_I420
-
-
-def _x264_options(flags: set[str] | None) -> dict[str, str]:
-    """libx264's settings on a CPU with these flags: AVX2 kernels where it would pick AVX-512
-    (every AVX-512 CPU has AVX2, FMA3, BMI2 and LZCNT, which x264's "AVX2" level names)."""
-    options = {"preset": "veryfast", "crf": "18", "threads": "1"}
-    if flags and "avx512f" in flags:
-        options["x264-params"] = "asm=AVX2"
-    return options
-
-
+# One thread: x264's bytes depend on its thread count.
+_X264_THREADS = "1"
 # FFV1's slice threads (8 would cover every slice of a 4K frame at its default count).
 _FFV1_THREADS = min(core_count(), 8)
 # The encoder settings of each codec: chosen for exact, repeatable bytes.
 CODEC_OPTIONS: dict[str, dict[str, str]] = {
     "ffv1": {"threads": str(_FFV1_THREADS)},
-    "libx264": _x264_options(cpu_flags()),
+    # cpu-independent: x264's own switch for bytes that repeat across CPUs; without it its
+    # SIMD paths read uninitialised memory on frames whose width is not a multiple of 64,
+    # and two encoders in different threads gave different bytes (about 9 % slower).
+    "libx264": {
+        "preset": "veryfast",
+        "crf": "18",
+        "threads": _X264_THREADS,
+        "x264-params": "cpu-independent=1",
+    },
     "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8", "crf": "30", "b": "0", "threads": "1"},
 }
 _CONTAINERS = {".mkv": "matroska", ".mp4": "mp4", ".webm": "webm"}

@@ -1,23 +1,32 @@
-"""Temporal stability for video: one depth scale from frame to frame (pure numpy).
+"""Temporal stability for video: one depth scale from frame to frame, and the model's
+frame-to-frame noise filtered along the motion (numpy + OpenCV).
 
 A relative-depth model gives each frame's inverse depth its own unknown scale and shift,
-so normalising each frame by its own range makes the depth pump and the mask jump. The
-`TemporalAligner` sees the frames in order, at the model's resolution, and for each one:
+and its own noise: normalising each frame by its own range makes the depth pump and the
+mask jump. The `TemporalAligner` sees the frames in order, at the model's resolution, and
+for each one:
 
-1. moves the running reference (the previous filtered frame) with the camera (a global
-   shift, by phase correlation of grey thumbnails), then fits ``s * inv + t`` to it by
-   matching robust quantiles (moving edges, newly seen areas and the model's local
-   mistakes barely move them);
-2. filters each pixel with its history where the two agree (the model's frame-to-frame
-   noise) and keeps the new value where they differ (something moved);
-3. normalises over a running range (an exponential average of the aligned frames' min and
-   max, the seed's scale) instead of the frame's own,
-   so a threshold such as ``abs:45`` cuts at the same inverse depth from frame to frame;
-4. detects scene cuts (a colour histogram that jumps, or a frame that the reference cannot
-   explain) and starts afresh there: the frame after a cut is normalised as a single image.
+1. follows the motion: dense optical flow (OpenCV's DIS) from this frame's grey image to
+   the previous one carries the previous output onto this frame; pixels the flow cannot
+   explain (newly seen, occluded, out of the frame: their colours disagree) have no history;
+2. fits ``s * inv + t`` between this frame's and the previous frame's raw prediction
+   (carried the same way) on the explained pixels, robustly (Huber weights, symmetric in
+   the two: both are equally noisy, so the fit has no slope bias to compound over a long
+   video), and chains it onto the previous frame's scale;
+3. averages each explained pixel with its history (a recursive filter along the motion, as
+   video denoisers do), keeping the new value where the two disagree by much of the depth
+   span (something the flow missed);
+4. normalises over a running range (an exponential average of the filtered frames' min and
+   max) instead of each frame's own, so a threshold such as ``abs:45`` cuts at nearly the
+   same inverse depth from frame to frame;
+5. detects scene cuts (a colour histogram that jumps, a frame the motion cannot explain,
+   or one that needs an implausible change of scale)
+   and starts afresh there: the frame after a cut is normalised as a single image.
 
 It cannot fix a model that changes its mind about the scene's layout (a surface that moves
-from near to far between frames): a scale and shift per frame only remove what is global.
+from near to far between frames), nor errors that travel with the image content (a painted
+shape the model reads as relief moves with the paint): filtering along the motion keeps
+those, as it should keep real structure.
 """
 
 from __future__ import annotations
@@ -29,15 +38,170 @@ import cv2
 import numpy as np
 
 _FIT_PIXELS = 16_384  # a regular subsample is plenty for two parameters
-_HISTORY_WEIGHT = 0.6  # a still pixel's share of its history in the filtered frame
-_CHANGE_MADS = 4.0  # differences beyond this many median deviations are real changes
-_RANGE_WEIGHT = 0.1  # how much it moves the running range
+_HISTORY_WEIGHT = 0.7  # an explained pixel's share of its history in the filtered frame
+_AGREE_SPAN = 0.5  # history fades as the difference nears this share of the depth span
+_COLOUR_LEVELS = 8.0  # grey levels of colour error beyond which the flow is not trusted
+_RANGE_WEIGHT = 0.02  # how fast the running range narrows, per frame
 _HIST_BINS = 4  # per channel: 64 colour bins for cut detection
 _CUT_HISTOGRAM = 0.5  # L1 distance between consecutive colour histograms (0..2)
-_CUT_INLIERS = 0.5  # share of pixels the fit explains, below which the frame starts anew
+_CUT_EXPLAINED = 0.5  # share of pixels the motion must explain, else a new shot
 _MIN_SCALE = 0.2  # a frame that needs a larger change of scale starts a new shot
-_THUMB_PX = 64  # the grey thumbnail that measures the camera's motion
-_MIN_RESPONSE = 0.1  # phase correlation peaks below this are not trusted
+_GREY_PX = 320  # the longer side of the grey image kept for the flow
+_FLOW_PX = 384  # the flow is computed at most at this size (then resized to the model's)
+_HUBER = 1.345  # Huber's constant, in robust standard deviations
+
+
+@dataclass(frozen=True)
+class FrameSignature:
+    """What the aligner needs of a frame's pixels: a colour histogram (cuts) and a small
+    grey image (the motion since the previous frame)."""
+
+    histogram: np.ndarray  # 64 bins, sum 1
+    grey: np.ndarray  # uint8, longer side at most _GREY_PX
+
+
+def frame_signature(rgb: np.ndarray) -> FrameSignature:
+    """The signature of a uint8 RGB frame (about a millisecond at 1080p)."""
+    step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 4096)))
+    sample = rgb[::step, ::step].reshape(-1, 3) // (256 // _HIST_BINS)
+    codes = (sample[:, 0].astype(np.int32) * _HIST_BINS + sample[:, 1]) * _HIST_BINS + sample[:, 2]
+    hist = np.bincount(codes, minlength=_HIST_BINS**3).astype(np.float64)
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    grey = _fit_within(grey, _GREY_PX)
+    return FrameSignature(hist / max(hist.sum(), 1.0), grey)
+
+
+def _fit_within(image: np.ndarray, longest_px: int) -> np.ndarray:
+    scale = longest_px / max(image.shape[:2])
+    if scale >= 1:
+        return image
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def motion(before: FrameSignature, after: FrameSignature, shape_hw: tuple[int, int]):
+    """``(flow, explained)`` on a ``shape_hw`` grid: for each pixel of `after`, where it was
+    in `before` (pixels, float32 H x W x 2), and whether the colours agree there (bool)."""
+    height, width = shape_hw
+    scale = min(1.0, _FLOW_PX / max(height, width))
+    size = (max(8, round(width * scale)), max(8, round(height * scale)))
+    g0 = cv2.resize(before.grey, size, interpolation=cv2.INTER_AREA)
+    g1 = cv2.resize(after.grey, size, interpolation=cv2.INTER_AREA)
+    flow = _dis().calc(g1, g0, None)
+    back = _warp(g0.astype(np.float32), flow, cv2.INTER_LINEAR)
+    explained = (np.abs(back - g1) < _COLOUR_LEVELS) & _inside(flow)
+    if size != (width, height):
+        flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR)
+        flow *= np.float32([width / size[0], height / size[1]])
+        explained = cv2.resize(explained.view(np.uint8), (width, height), cv2.INTER_NEAREST) > 0
+    return flow, explained
+
+
+def _dis() -> cv2.DISOpticalFlow:
+    """One DIS instance per call: instances keep state and must not be shared by threads."""
+    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+
+
+@lru_cache(maxsize=4)
+def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+
+
+def _warp(image: np.ndarray, flow: np.ndarray, interpolation: int) -> np.ndarray:
+    """``image(p + flow(p))`` for every pixel p, edges repeated."""
+    gx, gy = _grid(*flow.shape[:2])
+    return cv2.remap(
+        image, gx + flow[..., 0], gy + flow[..., 1], interpolation, borderMode=cv2.BORDER_REPLICATE
+    )
+
+
+def _inside(flow: np.ndarray) -> np.ndarray:
+    height, width = flow.shape[:2]
+    gx, gy = _grid(height, width)
+    x, y = gx + flow[..., 0], gy + flow[..., 1]
+    return (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+
+
+def robust_fit(source: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """``(s, t)`` with ``s * source + t ~ target`` (finite pixels), for two maps equally
+    noisy (consecutive raw predictions).
+
+    The slope is the ratio of the two spreads (reduced major axis): a least-squares slope
+    of one noisy map on another shrinks by the noise's share of the variance, and chained
+    from frame to frame that bias compounds into a drift. Huber weights (iteratively
+    reweighted) keep the pixels that moved or were mispredicted from pulling the line.
+    """
+    x, y, _ = _fit_sample(np.ravel(source), np.ravel(target), None)
+    s, t, _ = _huber_axis(x, y)
+    return s, t
+
+
+def settled_fit(source: np.ndarray, target: np.ndarray, usable: np.ndarray) -> tuple[float, float]:
+    """`robust_fit` of two maps on their `usable` pixels, with the part of the change that
+    cannot be told from the fit's own noise taken out.
+
+    Chained from frame to frame, every fit's error stays in the scale for good (a random
+    walk the eye sees as a slow pumping), so each change is shrunk towards none by its
+    noise, ``c * c^2 / (c^2 + var)`` (Wiener), with the variance from a jackknife over
+    3 x 3 blocks of the frame (the model's errors come in patches, not pixels). The change
+    is a gain about the middle level ``m`` plus an offset there, nearly independent of each
+    other. A real jump of the model's scale, well beyond the noise, passes intact.
+    """
+    height, width = usable.shape
+    index = np.flatnonzero(usable)
+    rows, cols = np.divmod(index[:: max(1, index.size // _FIT_PIXELS)], width)
+    blocks = (rows * 3 // height) * 3 + cols * 3 // width
+    x, y, blocks = _fit_sample(source[rows, cols], target[rows, cols], blocks)
+    s, t, weight = _huber_axis(x, y)
+    if x.size < 64:
+        return s, t
+    middle = float(np.median(x))
+    estimates = []
+    for block in range(9):  # the fit without each block, at the full fit's weights
+        keep = blocks != block
+        if keep.all() or not keep.any():
+            continue
+        bs, bt = _weighted_axis(x[keep], y[keep], weight[keep])
+        estimates.append((bs - 1.0, bs * middle + bt - middle))
+    if len(estimates) < 4:
+        return s, t
+    spread = np.asarray(estimates)
+    variance = (len(spread) - 1) * spread.var(axis=0)  # jackknife
+    change = np.array([s - 1.0, s * middle + t - middle])
+    kept = change * change**2 / np.maximum(change**2 + variance, 1e-300)
+    s = 1.0 + float(kept[0])
+    return s, float(middle + kept[1] - s * middle)
+
+
+def _fit_sample(x: np.ndarray, y: np.ndarray, tags: np.ndarray | None):
+    """The finite pairs (float64), thinned to about _FIT_PIXELS: plenty for two numbers."""
+    step = max(1, x.size // _FIT_PIXELS)
+    x, y = x[::step].astype(np.float64), y[::step].astype(np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    return x[ok], y[ok], (tags[::step][ok] if tags is not None else None)
+
+
+def _huber_axis(x: np.ndarray, y: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """The reduced-major-axis line under Huber weights (5 reweightings), and the weights."""
+    weight = np.ones_like(y)
+    if x.size < 8 or np.ptp(y) <= 0:
+        return 1.0, 0.0, weight
+    for _ in range(5):
+        s, t = _weighted_axis(x, y, weight)
+        residual = np.abs(y - (s * x + t))
+        sigma = max(1.4826 * float(np.median(residual)), 1e-6 * float(np.ptp(y)), 1e-12)
+        weight = np.minimum(1.0, _HUBER * sigma / np.maximum(residual, 1e-300))
+    return (s, t, weight) if s > 0 else (1.0, 0.0, weight)
+
+
+def _weighted_axis(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """The weighted reduced-major-axis line ``y ~ s * x + t``."""
+    sw = w.sum()
+    mx, my = (w * x).sum() / sw, (w * y).sum() / sw
+    vx, vy = (w * (x - mx) ** 2).sum(), (w * (y - my) ** 2).sum()
+    cov = (w * (x - mx) * (y - my)).sum()
+    s = float(np.sign(cov) * np.sqrt(vy / vx)) if vx > 0 and cov != 0 else 0.0
+    return s, float(my - s * mx)
 
 
 @dataclass(frozen=True)
@@ -51,84 +215,14 @@ class FrameAlignment:
     cut: bool = False
 
 
-@dataclass(frozen=True)
-class FrameSignature:
-    """What the aligner needs of a frame's pixels: a colour histogram (cuts) and a small
-    grey thumbnail (the camera's motion since the previous frame)."""
-
-    histogram: np.ndarray  # 64 bins, sum 1
-    thumbnail: np.ndarray  # float32 _THUMB_PX x _THUMB_PX
-
-
-def frame_signature(rgb: np.ndarray) -> FrameSignature:
-    """The signature of a uint8 RGB frame (a few hundred microseconds at 1080p)."""
-    step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 4096)))
-    sample = rgb[::step, ::step].reshape(-1, 3) // (256 // _HIST_BINS)
-    codes = (sample[:, 0].astype(np.int32) * _HIST_BINS + sample[:, 1]) * _HIST_BINS + sample[:, 2]
-    hist = np.bincount(codes, minlength=_HIST_BINS**3).astype(np.float64)
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    thumb = cv2.resize(grey, (_THUMB_PX, _THUMB_PX), interpolation=cv2.INTER_AREA)
-    return FrameSignature(hist / max(hist.sum(), 1.0), thumb.astype(np.float32))
-
-
-def camera_shift(before: FrameSignature, after: FrameSignature) -> tuple[float, float]:
-    """The image's shift (dx, dy) from `before` to `after`, as a share of its width and
-    height (phase correlation: a pan or a sideways move; 0 when unsure)."""
-    window = _hann()
-    (dx, dy), response = cv2.phaseCorrelate(before.thumbnail, after.thumbnail, window)
-    if response < _MIN_RESPONSE:
-        return 0.0, 0.0
-    return dx / _THUMB_PX, dy / _THUMB_PX
-
-
-@lru_cache(maxsize=1)
-def _hann() -> np.ndarray:
-    return cv2.createHanningWindow((_THUMB_PX, _THUMB_PX), cv2.CV_32F)
-
-
-def _shifted(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    """`image` moved by (dx, dy) pixels, edges repeated."""
-    if dx == 0 and dy == 0:
-        return image
-    matrix = np.float32([[1, 0, dx], [0, 1, dy]])
-    size = (image.shape[1], image.shape[0])
-    return cv2.warpAffine(
-        image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
-
-
-def robust_fit(source: np.ndarray, target: np.ndarray) -> tuple[float, float, float]:
-    """``(s, t, agreeing share)`` mapping `source` onto `target` (finite pixels).
-
-    Scale and shift match the two maps' 10th, 50th and 90th percentiles: robust to the
-    pixels that moved or were mispredicted, and unbiased where a least-squares slope of one
-    noisy map on another shrinks a little at every frame and drifts over a long video.
-    The share of pixels within 3 robust deviations of the fit tells a continuing shot
-    from a new one."""
-    x = source.ravel().astype(np.float64)
-    y = target.ravel().astype(np.float64)
-    step = max(1, x.size // _FIT_PIXELS)
-    x, y = x[::step], y[::step]
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
-    if x.size < 8:
-        return 1.0, 0.0, 0.0
-    qx, qy = np.percentile(x, [10, 50, 90]), np.percentile(y, [10, 50, 90])
-    if qx[2] <= qx[0]:
-        return 1.0, float(qy[1] - qx[1]), 0.0
-    s = (qy[2] - qy[0]) / (qx[2] - qx[0])
-    t = qy[1] - s * qx[1]
-    residual = np.abs(s * x + t - y)
-    floor = max(float(np.median(residual)) * 1.4826, 1e-3 * (qy[2] - qy[0]), 1e-12)
-    return float(s), float(t), float(np.mean(residual <= 3.0 * floor))
-
-
 @dataclass
 class TemporalAligner:
     """The running state of one video; `update` takes its frames in order."""
 
     cuts: list[int] = field(default_factory=list)  # frame indices that started a new shot
-    _reference: np.ndarray | None = None
+    _reference: np.ndarray | None = None  # the previous output (filtered, on the scale)
+    _raw: np.ndarray | None = None  # the previous raw prediction
+    _gain: tuple[float, float] = (1.0, 0.0)  # the previous raw's (scale, shift) onto the scale
     _range: tuple[float, float] | None = None
     _signature: FrameSignature | None = None
 
@@ -138,59 +232,75 @@ class TemporalAligner:
         """Frame `index` (model-resolution inverse depth) on the video's scale, filtered,
         with its alignment; the state moves on by it."""
         x = np.asarray(inv_depth, np.float32)
-        cut = self._histogram_jump(signature)
         previous, self._signature = self._signature, signature
-        fit = None
-        if not cut and self._reference is not None and self._reference.shape == x.shape:
-            if previous is not None and signature is not None:  # follow the camera
-                dx, dy = camera_shift(previous, signature)
-                height, width = x.shape
-                self._reference = _shifted(self._reference, dx * width, dy * height)
-            s, t, share = robust_fit(x, self._reference)
-            if _MIN_SCALE < s < 1 / _MIN_SCALE and share >= _CUT_INLIERS:
-                fit = (s, t)
-        if fit is None:
-            if self._reference is not None:
-                self.cuts.append(index)
-            return x, self._restart(x, cut=self._reference is not None)
-        s, t = fit
+        if (
+            self._reference is None
+            or self._reference.shape != x.shape
+            or _jump(previous, signature)
+        ):
+            return x, self._restart(index, x)
+        if previous is not None and signature is not None:
+            flow, explained = motion(previous, signature, x.shape)
+            carried = _warp(self._reference, flow, cv2.INTER_CUBIC)
+            carried_raw = _warp(self._raw, flow, cv2.INTER_CUBIC)
+        else:  # no pixels to follow: the camera is taken as still
+            carried, carried_raw, explained = self._reference, self._raw, np.ones(x.shape, bool)
+        explained &= np.isfinite(x) & np.isfinite(carried) & np.isfinite(carried_raw)
+        if explained.mean() < _CUT_EXPLAINED:  # the motion does not explain this frame
+            return x, self._restart(index, x)
+        lo, hi = _finite_min_max(x)
+        usable = explained & (x > lo) & (x < hi)  # values clamped at an end tell no scale
+        step, offset = settled_fit(x, carried_raw, usable)
+        if not _MIN_SCALE < step < 1 / _MIN_SCALE:
+            return x, self._restart(index, x)
+        gain, bias = self._gain
+        s, t = gain * step, gain * offset + bias
+        self._raw, self._gain = x, (s, t)
         aligned = x * np.float32(s) + np.float32(t)
-        aligned = self._filter(aligned)
-        self._reference = aligned
-        lo, hi = _finite_min_max(aligned)
-        old_lo, old_hi = self._range  # type: ignore[misc]
-        self._range = (
-            (1 - _RANGE_WEIGHT) * old_lo + _RANGE_WEIGHT * lo,
-            (1 - _RANGE_WEIGHT) * old_hi + _RANGE_WEIGHT * hi,
-        )
-        return aligned, FrameAlignment(s, t, self._range, cut=False)
+        filtered = _filter(aligned, carried, explained)
+        self._reference = np.where(np.isfinite(filtered), filtered, carried).astype(np.float32)
+        self._range = _follow_range(self._range, _finite_min_max(filtered))  # type: ignore[arg-type]
+        return filtered, FrameAlignment(s, t, self._range, cut=False)
 
-    def _filter(self, aligned: np.ndarray) -> np.ndarray:
-        """Average each pixel with its history where it agrees with it (the model's noise),
-        keep it where it departs (something moved): a recursive filter that stops at
-        changes, as video denoisers do. Agreement is measured against the frame's robust
-        deviation from the reference."""
-        ref = self._reference
-        diff = aligned - ref
-        finite = np.isfinite(diff)
-        sample = np.abs(diff[finite])[:: max(1, diff.size // _FIT_PIXELS)]
-        if sample.size == 0:
-            return aligned
-        tau = max(float(np.median(sample)) * _CHANGE_MADS, 1e-12)
-        weight = _HISTORY_WEIGHT * np.exp(-np.square(np.where(finite, diff, np.inf) / tau))
-        return (aligned - weight.astype(np.float32) * diff.astype(np.float32)).astype(np.float32)
-
-    def _histogram_jump(self, signature: np.ndarray | None) -> bool:
-        if signature is None or self._signature is None:
-            return False
-        return float(np.abs(signature.histogram - self._signature.histogram).sum()) > _CUT_HISTOGRAM
-
-    def _restart(self, x: np.ndarray, cut: bool) -> FrameAlignment:
+    def _restart(self, index: int, x: np.ndarray) -> FrameAlignment:
         """A first frame, or the first after a cut: its own scale, its own min-max."""
+        cut = self._reference is not None
+        if cut:
+            self.cuts.append(index)
         lo, hi = _finite_min_max(x)
         self._reference = np.where(np.isfinite(x), x, np.float32(lo)).astype(np.float32)
+        self._raw, self._gain = self._reference, (1.0, 0.0)
         self._range = (lo, hi)
         return FrameAlignment(1.0, 0.0, None, cut=cut)
+
+
+def _filter(aligned: np.ndarray, carried: np.ndarray, explained: np.ndarray) -> np.ndarray:
+    """Each explained pixel averaged with its history along the motion; the history fades
+    where the two differ by much of the depth span (a change the flow did not see)."""
+    finite = carried[explained]
+    if finite.size == 0:
+        return aligned
+    lo, hi = np.percentile(finite[:: max(1, finite.size // _FIT_PIXELS)], [5, 95])
+    span = max(float(hi - lo), 1e-12)
+    diff = np.where(explained, aligned - carried, np.float32(np.inf))
+    weight = _HISTORY_WEIGHT * np.exp(-np.square(diff / np.float32(_AGREE_SPAN * span)))
+    return np.where(explained, aligned - weight * (aligned - carried), aligned).astype(np.float32)
+
+
+def _follow_range(old: tuple[float, float], new: tuple[float, float]) -> tuple[float, float]:
+    """The running range: it widens at once to take in a frame's values (no clipping, and
+    no pumping while an object approaches), and narrows slowly when they draw back."""
+    (old_lo, old_hi), (lo, hi) = old, new
+    lo = lo if lo < old_lo else old_lo + _RANGE_WEIGHT * (lo - old_lo)
+    hi = hi if hi > old_hi else old_hi + _RANGE_WEIGHT * (hi - old_hi)
+    return lo, hi
+
+
+def _jump(before: FrameSignature | None, after: FrameSignature | None) -> bool:
+    """A scene cut by colour: consecutive histograms far apart."""
+    if before is None or after is None:
+        return False
+    return float(np.abs(after.histogram - before.histogram).sum()) > _CUT_HISTOGRAM
 
 
 def _finite_min_max(x: np.ndarray) -> tuple[float, float]:
