@@ -134,19 +134,33 @@ def test_crops_and_ranges_exclude_exactly_their_pixels() -> None:
     assert valid_mask(gt, diode, mask).tolist() == [[False, False, True, False]]
 
 
-def test_kitti_benchmark_crop_then_eigen_crop(tmp_path) -> None:
-    """A KITTI frame of 376 x 1241 (one of its sizes): the model sees its bottom 352 rows
-    and the 1216 columns from (1241 - 1216) // 2 = 12; the Eigen crop of that cut frame
-    (rows int(0.3324324 * 352) = 117 to int(0.91351351 * 352) = 321, cols 43 to 1172) is
-    scored, which is rows 141:345, cols 55:1184 of the frame. --no-kb-crop shows the model
-    the whole frame and scores its own Eigen crop: rows 124:343, cols 44:1196."""
+def test_kitti_default_garg_crop_and_marigolds_benchmark_crop(tmp_path) -> None:
+    """A KITTI frame of 376 x 1241 (one of its sizes). By default the model sees the whole
+    frame and Garg's crop is scored. With --kb-crop --crop eigen-kitti (Marigold's setting)
+    the model sees its bottom 352 rows and the 1216 columns from (1241 - 1216) // 2 = 12;
+    the Eigen crop of that cut frame (rows int(0.3324324 * 352) = 117 to
+    int(0.91351351 * 352) = 321, cols 43 to 1172) is scored, which is rows 141:345, cols
+    55:1184 of the frame; without the cut, the Eigen crop is rows 124:343, cols 44:1196."""
     mini = write_miniature(tmp_path / "sets", "kitti", count=1, hw=(376, 1241))
     gt = next(iter(mini.depth_m.values()))
     lidar = (gt > 1e-5) & (gt < 80)
+
+    garg = crop_mask("garg", gt.shape)
+    assert garg.sum() == (int(0.99189189 * 376) - int(0.40810811 * 376)) * (
+        int(0.96405229 * 1241) - int(0.03594771 * 1241)
+    )
+    oracle = Oracle(mini, wrong=lambda gt: ~garg)
+    default = _evaluate(oracle, mini, tmp_path / "default", "folder")
+    assert oracle.seen == [(376, 1241, 3)] and default.scores["delta1"] == 1.0
+    assert default.record["protocol"]["crop"] == "garg"
+    assert default.record["dataset"]["kb_crop"] is False
+    row = next(csv.DictReader((tmp_path / "default" / "per_image.csv").open()))
+    assert int(row["valid_px"]) == np.count_nonzero(garg & lidar) > 5000
+
     scored = np.zeros(gt.shape, bool)
     scored[141:345, 55:1184] = True
-    oracle = Oracle(mini, wrong=lambda gt: ~scored)
-    summary = _evaluate(oracle, mini, tmp_path / "kb", "folder")
+    oracle = Oracle(mini, wrong=lambda gt: ~scored, kb_crop=True)
+    summary = _evaluate(oracle, mini, tmp_path / "kb", "folder", True, crop="eigen-kitti")
     assert oracle.seen == [(352, 1216, 3)]
     assert summary.scores["abs_rel"] == pytest.approx(0, abs=1e-6) and summary.scores["delta1"] == 1
     row = next(csv.DictReader((tmp_path / "kb" / "per_image.csv").open()))
@@ -155,14 +169,14 @@ def test_kitti_benchmark_crop_then_eigen_crop(tmp_path) -> None:
 
     full_frame = np.zeros(gt.shape, bool)
     full_frame[124:343, 44:1196] = True
-    oracle = Oracle(mini, wrong=lambda gt: ~full_frame, kb_crop=False)
-    whole = _evaluate(oracle, mini, tmp_path / "whole", "folder", kb_crop=False)
+    oracle = Oracle(mini, wrong=lambda gt: ~full_frame)
+    whole = _evaluate(oracle, mini, tmp_path / "whole", "folder", crop="eigen-kitti")
     assert oracle.seen == [(376, 1241, 3)] and whole.scores["delta1"] == 1.0
     row = next(csv.DictReader((tmp_path / "whole" / "per_image.csv").open()))
     assert int(row["valid_px"]) == np.count_nonzero(full_frame & lidar)
-    # The first oracle, right only on the KB crop's pixels, is wrong on the full frame's.
-    wrong = _evaluate(Oracle(mini, wrong=lambda gt: ~scored, kb_crop=False), mini,
-                      tmp_path / "wrong", "folder", kb_crop=False)  # fmt: skip
+    # The oracle right only on the KB crop's pixels is wrong on the full frame's.
+    wrong = _evaluate(Oracle(mini, wrong=lambda gt: ~scored), mini, tmp_path / "wrong", "folder",
+                      crop="eigen-kitti")  # fmt: skip
     assert wrong.scores["delta1"] < 0.99
 
 
@@ -265,13 +279,13 @@ def test_cli_runs_and_documents_the_protocol(tiny_artifact, miniatures, tmp_path
     record = json.loads((out / "eval.json").read_text())
     assert record["protocol"]["alignment"] == "scale-shift"
     assert record["protocol"]["space"] == "disparity"
-    assert record["protocol"]["crop"] == "eigen-kitti" and record["dataset"]["kb_crop"]
+    assert record["protocol"]["crop"] == "garg" and not record["dataset"]["kb_crop"]
     assert record["dataset"]["split_size"] == 3
     assert record["dataset"]["split_file"] == str(mini.split)
     with pytest.raises(SystemExit):
         main(["eval", "--help"])
     text = capsys.readouterr().out
-    phrases = ("45:471", "0.40810811", "disparity", "0.6 < d < 350", "Marigold", "--no-kb-crop")
+    phrases = ("45:471", "0.40810811", "disparity", "0.6 < d < 350", "Marigold", "--kb-crop")
     for phrase in (*phrases, "352 x 1216", "(W - 1216) // 2", "shipped (filename_list_test"):
         assert phrase in text
 

@@ -12,13 +12,13 @@ from xdepth.eval.protocol import ALIGNMENTS, CROPS, DEFAULT_ALIGN_PX, SPACES
 
 
 def _describe(spec: DatasetSpec) -> str:
-    kb = "KB {} x {}, then ".format(*KB_CROP_HW) if spec.kb_crop else ""
+    kb = " (--kb-crop: KB {} x {} first)".format(*KB_CROP_HW) if spec.kb_crop else ""
     shipped = SHIPPED_SPLITS.get(spec.name)
     listed = f"shipped ({shipped})" if shipped else f"not shipped ({spec.list_names[0]})"
     return (
         f"  {spec.name:<8} {spec.title}: {spec.split} ({spec.split_size} samples)\n"
         f"           depth {spec.encoding}; valid {spec.min_depth_m:g} < d < "
-        f"{spec.max_depth_m:g} m; crop {kb}{spec.crop or 'none'}\n"
+        f"{spec.max_depth_m:g} m; crop {spec.crop or 'none'}{kb}\n"
         f"           list: {listed}"
     )
 
@@ -43,11 +43,12 @@ data (--data: the set's tar archive, read in place, or its extracted folder; --s
 
 protocol (per image, at the ground truth's resolution; Marigold script/eval/eval.py and
   src/util/alignment.py, as the MiDaS, DPT and Depth Anything tables):
-  0. KITTI (Marigold kitti_dataset.py kitti_benchmark_crop; data_kitti_eigen_test.yaml
-     kitti_bm_crop: true, valid_mask_crop: eigen): image and ground truth are first cut to
-     the benchmark's {_KB_H} x {_KB_W}, the KB crop: the bottom {_KB_H} rows, {_KB_W} columns from
-     (W - {_KB_W}) // 2. The model sees the cut image; the crop of step 1 applies to the cut
-     frame. --no-kb-crop keeps the full frame.
+  0. KITTI with --kb-crop (Marigold kitti_dataset.py kitti_benchmark_crop): image and ground
+     truth are first cut to the benchmark's {_KB_H} x {_KB_W}, the KB crop: the bottom {_KB_H} rows,
+     {_KB_W} columns from (W - {_KB_W}) // 2. The model sees the cut image; the crop of step 1
+     applies to the cut frame. With --crop eigen-kitti that is Marigold's KITTI setting
+     (data_kitti_eigen_test.yaml: kitti_bm_crop: true, valid_mask_crop: eigen). Default:
+     the full frame with Garg's crop, as the MiDaS, DPT and Depth Anything tables.
   1. valid pixels: min < d < max, inside the crop and the mask.
 {chr(10).join(f"     crop {name}: {rule}" for name, rule in CROPS.items())}
   2. the prediction, upsampled to the image as the engine does (bicubic), is aligned by
@@ -94,7 +95,8 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
         "--kb-crop",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="KITTI: cut frames to the benchmark's 352 x 1216 first (default: on for KITTI)",
+        help="KITTI: cut frames to the benchmark's 352 x 1216 first, as Marigold does "
+        "(default: off, the full frame)",
     )
     parser.add_argument("-o", "--output", help="output folder (default: eval-<dataset>)")
     group = parser.add_argument_group("protocol")
@@ -121,7 +123,7 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
         "--crop",
         choices=("auto", "none", *CROPS),
         default="auto",
-        help="auto: the set's own (NYUv2 eigen-nyu, KITTI eigen-kitti, others none)",
+        help="auto: the set's own (NYUv2 eigen-nyu, KITTI garg, others none)",
     )
     add_model_args(parser, default_variant=None)
     add_engine_args(parser)

@@ -14,8 +14,8 @@ set       archive, file list              depth encoding                        
 nyuv2     nyu_labeled_extracted.tar,      16-bit PNG, millimetres (/ 1000)      1e-3 .. 10
           filename_list_test.txt (654)    Eigen crop rows 45:471, cols 41:601
 kitti     kitti_eigen_split_test.tar,     16-bit PNG / 256 (projected LiDAR;    1e-5 .. 80
-          eigen_test_files_with_gt.txt    0 = none); KB crop, then Eigen crop;
-          (652 with ground truth)         lines with depth "None" are left out
+          eigen_test_files_with_gt.txt    0 = none); Garg crop (--kb-crop: KB
+          (652 with ground truth)         first); "None" depth lines left out
 eth3d     eth3d.tar,                      float32 binary, row-major, the        1e-5 .. inf
           eth3d_filename_list.txt (454)   image's size (inf = none, read as 0)
 scannet   scannet_val_sampled_800_1.tar,  16-bit PNG, millimetres (/ 1000)      1e-3 .. 10
@@ -26,11 +26,13 @@ diode     diode_val.tar, diode_val_all_   float32 ``.npy`` in metres, with the  
           indoor + 446 outdoor)           column
 ========  ==============================  ====================================  ==============
 
-KITTI is scored as Marigold's ``config/dataset/data_kitti_eigen_test.yaml`` says
-(``kitti_bm_crop: true``, ``valid_mask_crop: eigen``): image and ground truth are first cut
-to the benchmark's 352 x 1216 (the KB crop of ``kitti_dataset.py``'s
-``kitti_benchmark_crop``: the bottom 352 rows, 1216 columns from ``(W - 1216) // 2``), and
-the Eigen crop is taken of that; ``kb_crop=False`` keeps the full frame. The file lists of
+KITTI is scored on the full frame with Garg's crop by default (the protocol of the MiDaS, DPT
+and Depth Anything tables). ``kb_crop=True`` first cuts image and ground truth to the
+benchmark's 352 x 1216 (the KB crop of Marigold's ``kitti_dataset.py``
+``kitti_benchmark_crop``: the bottom 352 rows, 1216 columns from ``(W - 1216) // 2``), and the
+crop is then taken of the cut frame: with the Eigen crop that is Marigold's own KITTI setting
+(``config/dataset/data_kitti_eigen_test.yaml``: ``kitti_bm_crop: true``,
+``valid_mask_crop: eigen``). The file lists of
 NYUv2, ETH3D, ScanNet and DIODE ship in ``configs/splits`` (``SHIPPED_SPLITS``). Marigold reads
 ETH3D at a fixed 4032 x 6048; here the binary is shaped like its RGB image
 (the same size in the real set), so smaller copies read too. DIODE's mask and its range both
@@ -74,7 +76,7 @@ class DatasetSpec:
     split_size: int
     list_names: tuple[str, ...]
     source: str
-    kb_crop: bool = False  # KITTI: cut frames to the benchmark's 352 x 1216 first
+    kb_crop: bool = False  # KITTI: frames can be cut to the benchmark's 352 x 1216 first
 
 
 _MARIGOLD = "prs-eth/Marigold"
@@ -99,7 +101,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "png_256",
             1e-5,
             80.0,
-            "eigen-kitti",
+            "garg",
             "Eigen test split, images with projected LiDAR",
             652,
             ("eigen_test_files_with_gt.txt",),
@@ -337,8 +339,8 @@ def open_dataset(
     name: str, data: str | Path, split: str | Path | None = None, kb_crop: bool | None = None
 ) -> Dataset:
     """The set `name` at `data` (tar or folder), with the samples of its file list: `split`,
-    else the shipped list, else one found by `find_split`. `kb_crop` None: the set's own
-    (KITTI's benchmark crop on, none elsewhere)."""
+    else the shipped list, else one found by `find_split`. `kb_crop`: cut KITTI frames to the
+    benchmark's 352 x 1216 first (off by default; only KITTI has it)."""
     spec = DATASETS.get(name.lower())
     if spec is None:
         raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
@@ -356,7 +358,7 @@ def open_dataset(
             raise DatasetError(f"--split {where}: {exc.strerror or exc}") from None
     else:
         text = archive.read(where).decode("utf-8")
-    crop = spec.kb_crop if kb_crop is None else kb_crop
+    crop = bool(kb_crop)
     dataset = Dataset(spec, archive, str(where), [], kb_crop=crop)
     for number, line in enumerate(text.splitlines(), 1):
         fields = line.split()
