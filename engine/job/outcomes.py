@@ -11,6 +11,7 @@ them. So a video on Ray is decoded, aligned and encoded by exactly the local cod
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,15 +92,17 @@ class Outcome:
     video: bool = False
 
 
-class VideoLog:
+class VideoLog(ABC):
     """What a log does when a video ends, for JobLog and Outcomes alike; each has its own
     `add` (an input's outcome) and `video_ended` (the video's run.json record)."""
 
+    @abstractmethod
     def add(self, path: str, error: tuple[str, str] | None, **how: Any) -> None:
-        raise NotImplementedError
+        """Record one input's outcome."""
 
+    @abstractmethod
     def video_ended(self, record: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Record a finished video's run.json entry."""
 
     def video_done(
         self,
