@@ -114,7 +114,8 @@ def host_costs(engine: Any, clip: Path, work: Path) -> dict[str, float]:
     from xdepth.job.video_io import StreamWriter, VideoDecoder, frame_rgb
     from xdepth.outputs.result import DepthResult
     from xdepth.outputs.video_kinds import VIDEO_KINDS
-    from xdepth.post.temporal import TemporalAligner, frame_signature
+    from xdepth.post.flow import frame_signature
+    from xdepth.post.temporal import TemporalAligner
 
     costs: dict[str, float] = {}
     with VideoDecoder(clip) as decoder:
@@ -127,11 +128,12 @@ def host_costs(engine: Any, clip: Path, work: Path) -> dict[str, float]:
     raw = [inference.run(model_input) for model_input in inputs]
     if settings.temporal == "align":  # the default: a signature per frame, then alignment
         signatures, costs["temporal_signature"] = _cpu_ms(frame_signature, rgb)
-        aligner, count = TemporalAligner(), iter(range(len(raw)))
-        _, costs["temporal_align"] = _cpu_ms(
-            lambda pair: aligner.update(next(count), np.squeeze(pair[0]), pair[1]),
-            list(zip(raw, signatures, strict=True)),
-        )
+        aligner = TemporalAligner()
+        start = time.process_time()
+        for index, (inv, signature) in enumerate(zip(raw, signatures, strict=True)):
+            aligner.push(index, np.squeeze(inv), signature)
+        aligner.finish()
+        costs["temporal_align"] = round((time.process_time() - start) * 1e3 / len(raw), 2)
     hw = rgb[0].shape[:2]
     depth, costs["upsample_depth"] = _cpu_ms(
         lambda d: inference.finish(d, hw, settings.resize), raw

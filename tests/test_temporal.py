@@ -8,47 +8,36 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xdepth import DepthEngine
-from xdepth.eval.clips import CLIP_KINDS, flicker, make_clip, score_clip, write_clip
+from xdepth.bench.temporal import measure
+from xdepth.eval.clips import flicker, make_clip
 from xdepth.model.cache import cached_artifact
-from xdepth.post.temporal import TemporalAligner, frame_signature, motion, robust_fit
+from xdepth.post.flow import frame_signature, motion
+from xdepth.post.scale_fit import robust_fit
+from xdepth.post.temporal import TemporalAligner
 
 
 @pytest.fixture(scope="module")
-def engines() -> dict[str, DepthEngine]:
-    artifact = cached_artifact("xdepth-tiny", precision="f32")
-    return {mode: DepthEngine(artifact, temporal=mode) for mode in ("none", "align")}
+def rows() -> dict[str, dict[str, float]]:
+    """The bench's measurement (`python -m xdepth.bench.temporal`) at four seeds a kind."""
+    return measure(cached_artifact("xdepth-tiny", precision="f32"), seeds=4, hw=(64, 96))
 
 
-@pytest.fixture(scope="module")
-def scores(engines: dict[str, DepthEngine], tmp_path_factory) -> dict[str, dict]:
-    folder = tmp_path_factory.mktemp("clips")
-    found = {}
-    for kind in CLIP_KINDS:
-        clip = make_clip(kind, 0)
-        path = write_clip(clip.rgb, folder / f"{kind}.mkv")
-        found[kind] = {mode: score_clip(list(e.map([path])), clip) for mode, e in engines.items()}
-    return found
-
-
-def test_align_cuts_flicker_on_every_clip(scores: dict) -> None:
-    """Filtering along the motion removes a share of the model's frame-to-frame noise on
-    every kind of clip. (The aim is half; through xdepth-tiny most of what is left is the
-    model changing its mind as the view moves: see the README's video section.)"""
-    ratios = {
-        kind: found["align"]["flicker"] / found["none"]["flicker"] for kind, found in scores.items()
-    }
-    assert max(ratios.values()) <= 0.95, ratios
-    assert np.mean(list(ratios.values())) <= 0.9, ratios
+def test_align_cuts_flicker_on_every_clip(rows: dict) -> None:
+    """Smoothing along the motion, over the frames before and after, removes most of the
+    model's frame-to-frame noise on every kind of clip. (The aim is half; what is left
+    through xdepth-tiny is mostly its errors that move with the image content, which the
+    metric sees at fixed pixels: see the README's video section.)"""
+    ratios = {kind: row["flicker_ratio"] for kind, row in rows.items()}
+    assert max(ratios.values()) <= 0.8, ratios
+    assert np.mean(list(ratios.values())) <= 0.65, ratios
 
 
 @pytest.mark.parametrize("metric", ["delta1", "mask_iou"])
-def test_align_costs_no_accuracy(scores: dict, metric: str) -> None:
-    """Over all the clips' frames, as the aim states it (one clip's figure swings with the
-    frames where the tiny model turns the scene inside out)."""
-    none = np.mean([found["none"][metric] for found in scores.values()])
-    align = np.mean([found["align"][metric] for found in scores.values()])
-    assert align >= none - 0.01, (metric, none, align, scores)
+def test_align_costs_no_accuracy(rows: dict, metric: str) -> None:
+    """Over all the clips' frames, as the aim states it (one clip's figure swings either
+    way with the frames where the tiny model turns the scene inside out)."""
+    change = np.mean([row[f"{metric}_change"] for row in rows.values()])
+    assert change >= -0.01, (metric, change, rows)
 
 
 def test_the_fit_recovers_scale_and_shift_despite_outliers() -> None:
@@ -64,15 +53,31 @@ def test_a_per_frame_scale_and_shift_is_cancelled() -> None:
     """A perfect model whose every frame has its own scale and shift (what a relative
     model does): aligned, every frame is on the first frame's scale."""
     clip = make_clip("pan", 2)
-    aligner = TemporalAligner()
-    for index, (rgb, depth) in enumerate(zip(clip.rgb, clip.depth_m, strict=True)):
-        gain, offset = 1.0 + 0.3 * np.sin(index), 0.05 * np.cos(index)
-        aligned, alignment = aligner.update(index, gain / depth + offset, frame_signature(rgb))
-        truth = 1.0 / depth + 0.05  # frame 0: gain 1, offset 0.05
+    gains = [(1.0 + 0.3 * np.sin(i), 0.05 * np.cos(i)) for i in range(len(clip))]
+    inputs = [
+        gain / depth + offset for (gain, offset), depth in zip(gains, clip.depth_m, strict=True)
+    ]
+    aligner, settled = _align_all(clip, inputs)
+    assert [index for index, _, _ in settled] == list(range(len(clip)))
+    for index, aligned, alignment in settled:
+        truth = 1.0 / clip.depth_m[index] + 0.05  # frame 0: gain 1, offset 0.05
         span = float(np.ptp(truth))
         assert np.median(np.abs(aligned - truth)) < 0.01 * span, index
-        assert alignment.cut is False or index == 0
+        assert alignment.cut is False
+        assert alignment.scale == pytest.approx(1 / gains[index][0], rel=0.02), index
     assert aligner.cuts == []
+
+
+def _align_all(clip, inputs: list[np.ndarray], lag_frames: int = 6):
+    """Every frame of `clip` (its pixels, `inputs` as the model's output) through one
+    aligner: the aligner and its settled frames, in the order they left it."""
+    aligner = TemporalAligner(lag_frames=lag_frames)
+    settled = []
+    for index, (rgb, inv) in enumerate(zip(clip.rgb, inputs, strict=True)):
+        settled += aligner.push(index, inv, frame_signature(rgb))
+        if index < (clip.cuts or (len(clip),))[0]:  # the lag, exactly (a cut releases all)
+            assert len(settled) == max(0, index + 1 - lag_frames), index
+    return aligner, settled + aligner.finish()
 
 
 def test_motion_follows_a_pan_and_leaves_new_pixels_unexplained() -> None:
@@ -88,14 +93,12 @@ def test_motion_follows_a_pan_and_leaves_new_pixels_unexplained() -> None:
 
 def test_a_cut_resets_the_reference_and_a_still_scene_keeps_one_scale() -> None:
     clip = make_clip("cut", 5)
-    aligner = TemporalAligner()
-    ranges = []
-    for index, (rgb, depth) in enumerate(zip(clip.rgb, clip.depth_m, strict=True)):
-        gain = 1.0 + 0.3 * np.sin(index)  # the scale a relative model gives each frame
-        _, alignment = aligner.update(index, gain / depth, frame_signature(rgb))
-        ranges.append(alignment.depth_range)
-    assert clip.cuts[0] in aligner.cuts
-    first_shot = [r for r in ranges[1 : clip.cuts[0]] if r]
+    gains = [1.0 + 0.3 * np.sin(i) for i in range(len(clip))]  # a relative model's scales
+    aligner, settled = _align_all(clip, [g / d for g, d in zip(gains, clip.depth_m, strict=True)])
+    assert aligner.cuts == list(clip.cuts)
+    assert [a.cut for _, _, a in settled] == [i in clip.cuts for i in range(len(clip))]
+    ranges = [alignment.depth_range for _, _, alignment in settled]
+    first_shot = ranges[1 : clip.cuts[0]]
     assert max(hi for _, hi in first_shot) / min(hi for _, hi in first_shot) < 1.1
 
 

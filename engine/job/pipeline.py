@@ -69,6 +69,7 @@ class Task:
     skipped: bool = False
     cancelled: bool = False
     alignment: FrameAlignment | None = None  # a video frame's place on its video's scale
+    awaiting: tuple[int, ...] | None = None  # a video frame's depth shape, until aligned
     planes: dict[str, Any] | None = None  # a video frame's pixels per output kind
     slot_freed: bool = False  # held by the sequencer, its post slot already given back
 
@@ -177,7 +178,9 @@ class Pipeline:
         self._sentinels_lock = threading.Lock()
         self._sentinels_sent = False
         self._threads: list[threading.Thread] = []
-        self.sequencer = FrameSequencer()  # a video's frames reach post in order, aligned
+        # A video's frames reach post in order, aligned; the frames a frame's smoothing waits
+        # for must fit in the window with it.
+        self.sequencer = FrameSequencer(max_lag=self.window_size - 1)
 
     # -- stages ---------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ resolution, a few milliseconds) once all its predecessors have been aligned.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +28,8 @@ from xdepth.job.imageio import DecodedImage, ImageReadError
 from xdepth.job.inputs import InputItem, RejectedInput
 from xdepth.job.video_io import VideoDecoder, VideoInfo, VideoReadError, frame_rgb, is_video
 from xdepth.outputs.settings import PostSettings
-from xdepth.post.temporal import (
-    FrameAlignment,
-    FrameSignature,
-    TemporalAligner,
-    frame_signature,
-)
+from xdepth.post.flow import FrameSignature, frame_signature
+from xdepth.post.temporal import LAG_FRAMES, FrameAlignment, TemporalAligner
 
 
 @dataclass(eq=False)
@@ -163,14 +160,18 @@ class FrameSequencer:
     """Releases each video's frames in order, aligned; other tasks pass straight through.
 
     `arrive(task)` returns the tasks now ready, in order: none while a frame waits for an
-    earlier one. A failed or cancelled frame still takes its turn (and is not aligned).
-    `drain()` releases whatever is held (a stopping pipeline).
+    earlier one, or for the frames after it that its smoothing looks at (the aligner's
+    lag, at most `max_lag` so that the frames it waits for fit in the job's window). A
+    failed or cancelled frame still takes its turn (and is not aligned). `drain()`
+    releases whatever is held (a stopping pipeline).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_lag: int = LAG_FRAMES) -> None:
+        self.max_lag = max_lag
         self._lock = threading.Lock()
-        self._held: dict[Clip, dict[int, Any]] = {}
+        self._held: dict[Clip, dict[int, Any]] = {}  # arrived before their turn
         self._next: dict[Clip, int] = {}
+        self._settling: dict[Clip, deque[Any]] = {}  # in turn, awaiting their alignment
 
     def arrive(self, task: Any) -> list[Any]:
         frame = task.source
@@ -180,39 +181,58 @@ class FrameSequencer:
         with self._lock:
             held = self._held.setdefault(clip, {})
             held[frame.index] = task
-            ready = []
             turn = self._next.get(clip, 0)
+            settling = self._settling.setdefault(clip, deque())
             while turn in held:
-                ready.append(held.pop(turn))
+                settling.append(held.pop(turn))
+                self._align(settling[-1], settling)
                 turn += 1
             self._next[clip] = turn
+            ready = []
+            while settling and settling[0].awaiting is None:
+                ready.append(settling.popleft())
             if not held:
                 del self._held[clip]
-            for done in ready:
-                self._align(done)
-                if done.source.last:
-                    self._next.pop(clip, None)
+            if ready and ready[-1].source.last:
+                self._next.pop(clip, None)
+                self._settling.pop(clip, None)
         return ready
 
-    @staticmethod
-    def _align(task: Any) -> None:
-        if task.error or task.cancelled or task.depth is None:
-            return
+    def _align(self, task: Any, settling: deque[Any]) -> None:
+        """Hands the task's depth to its video's aligner; the tasks it settles take theirs
+        (a task waits, `awaiting` its depth's shape, until the aligner settles it)."""
         frame: VideoFrame = task.source
+        aligner = frame.clip.aligner
+        if frame.index == 0:
+            aligner.lag_frames = min(aligner.lag_frames, self.max_lag)
+        settled = []
         try:
-            raw = np.asarray(task.depth)
-            depth, task.alignment = frame.clip.aligner.update(
-                frame.index, np.squeeze(raw), frame.signature
-            )
-            task.depth = depth.reshape(raw.shape)
+            if not (task.error or task.cancelled or task.depth is None):
+                shape = np.shape(task.depth)
+                settled = aligner.push(frame.index, np.squeeze(task.depth), frame.signature)
+                task.awaiting = shape
+            elif not frame.last:  # it holds a window slot too: the held frames go now
+                settled = aligner.finish()
+            if frame.last:
+                settled += aligner.finish()
         except Exception as exc:  # this frame's failure; the video's writer reports it
             task.fail("align", exc)
+            if frame.last:  # nothing more will settle: the rest go as they are
+                for waiting in settling:
+                    waiting.awaiting = None
+        by_index = {index: (depth, alignment) for index, depth, alignment in settled}
+        for waiting in settling:
+            if waiting.awaiting is not None and waiting.source.index in by_index:
+                depth, waiting.alignment = by_index[waiting.source.index]
+                waiting.depth, waiting.awaiting = depth.reshape(waiting.awaiting), None
 
     def drain(self) -> list[Any]:
         with self._lock:
-            held = [task for tasks in self._held.values() for task in tasks.values()]
+            held = [task for tasks in self._settling.values() for task in tasks]
+            held += [task for tasks in self._held.values() for task in tasks.values()]
             self._held.clear()
             self._next.clear()
+            self._settling.clear()
         return held
 
 
