@@ -3,8 +3,9 @@
 Each clip of `xdepth.eval.clips` (pan, dolly, approaching object, cut) is rendered for
 several seeds, written losslessly, and run through `DepthEngine` once per mode; the
 scores are `score_clip`'s (flicker of the 16-bit depth output on pixels whose true depth
-held, mean delta1 and mask IoU). Reported per clip kind: both flickers and their ratio,
-the change of delta1 and IoU with its standard error over the seeds.
+held, at fixed pixels and along the motion; mean delta1 and mask IoU). Reported per clip
+kind: both flickers and their ratio, the change of delta1 and IoU with its standard error
+over the seeds.
 
     python -m xdepth.bench.temporal [--seeds 8] [--size 64x96] [--precision f32]
 """
@@ -45,10 +46,11 @@ def _summary(runs: list[dict[str, dict[str, float]]]) -> dict[str, float]:
 
     row = {
         f"{m}_{mode}": float(column(mode, m).mean())
-        for m in ("flicker", "delta1", "mask_iou")
+        for m in ("flicker", "flicker_along", "delta1", "mask_iou")
         for mode in MODES
     }
     row["flicker_ratio"] = row["flicker_align"] / row["flicker_none"]
+    row["flicker_along_ratio"] = row["flicker_along_align"] / row["flicker_along_none"]
     for metric in ("delta1", "mask_iou"):
         change = column("align", metric) - column("none", metric)
         row[f"{metric}_change"] = float(change.mean())
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     for kind, row in rows.items():
         print(
             f"{kind:9s} flicker {row['flicker_none']:.4f} -> {row['flicker_align']:.4f} "
-            f"({row['flicker_ratio']:.2f}x)  delta1 {row['delta1_none']:.3f} "
+            f"({row['flicker_ratio']:.2f}x; along the motion "
+            f"{row['flicker_along_ratio']:.2f}x)  delta1 {row['delta1_none']:.3f} "
             f"{row['delta1_change']:+.3f}±{row['delta1_change_se']:.3f}  mask IoU "
             f"{row['mask_iou_none']:.3f} {row['mask_iou_change']:+.3f}"
             f"±{row['mask_iou_change_se']:.3f}"

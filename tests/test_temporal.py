@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from xdepth.bench.temporal import measure
-from xdepth.eval.clips import flicker, make_clip
+from xdepth.eval.clips import flicker, flicker_along, make_clip
 from xdepth.model.cache import cached_artifact
 from xdepth.post.flow import frame_signature, motion
 from xdepth.post.scale_fit import robust_fit
@@ -83,7 +83,8 @@ def _align_all(clip, inputs: list[np.ndarray], lag_frames: int = 6):
 def test_motion_follows_a_pan_and_leaves_new_pixels_unexplained() -> None:
     clip = make_clip("pan", 0)  # the view moves right by 48 / 23 px a frame
     before, after = frame_signature(clip.rgb[5]), frame_signature(clip.rgb[6])
-    flow, explained = motion(before, after, clip.rgb.shape[1:3])
+    seen = motion(before, after, clip.rgb.shape[1:3])
+    flow, explained = seen.flow, seen.explained
     inner = explained[:, :-4]
     assert np.median(flow[..., 0][:, :-4][inner]) == pytest.approx(48 / 23, abs=0.25)
     assert np.median(np.abs(flow[..., 1][:, :-4][inner])) < 0.25
@@ -110,3 +111,22 @@ def test_flicker_counts_only_pixels_whose_depth_held(tmp_path: Path) -> None:
     norm[2, 2:] = 0.1
     norm[2, :2] = 0.9  # a change where the depth changed: not flicker
     assert flicker(norm, depth) == pytest.approx(0.1 * 16 / 24)
+
+
+@pytest.mark.parametrize("kind", ["pan", "dolly", "approach"])
+def test_flicker_along_the_motion_follows_scene_points(kind: str) -> None:
+    """A map that moves with the content (here the true inverse depth, plus a fixed
+    pattern on the scene) changes at fixed pixels, not along the motion; a pattern fixed
+    to the screen does the opposite."""
+    clip = make_clip(kind, 1)
+    inv = 1.0 / clip.depth_m
+    norm = (inv - inv.min()) / np.ptp(inv)
+    scene_x = clip.views[:, 0, 0, None] * np.arange(96) + clip.views[:, 0, 2, None]
+    on_scene = norm + 0.05 * np.sin(scene_x / 3.0)[:, None, :]  # texture read as relief
+    on_screen = norm + 0.05 * np.sin(np.arange(len(clip)) * 2.0)[:, None, None]
+    assert flicker_along(on_scene, clip.depth_m, clip.views) < 0.004
+    assert flicker_along(on_screen, clip.depth_m, clip.views) > 0.03
+    if kind != "approach":  # its still background: the two measures are one
+        assert flicker(on_scene, clip.depth_m) > 2 * flicker_along(
+            on_scene, clip.depth_m, clip.views
+        )

@@ -34,22 +34,31 @@ class Clip:
     """Frames and their ground truth: rgb (N, H, W, 3) uint8, depth_m (N, H, W) float32,
     mask (N, H, W) bool, the scenes' solids (their near subject: the seed threshold on
     each whole scene, so it means the same thing in every frame of a shot); `cuts` lists
-    the frames that start a new shot."""
+    the frames that start a new shot; `views` maps each frame's pixels to its scene's (for
+    the still background of ``approach``, the identity), so a scene point can be followed
+    from frame to frame."""
 
     kind: str
     rgb: np.ndarray
     depth_m: np.ndarray
     mask: np.ndarray
+    views: np.ndarray  # (N, 2, 3): each frame's pixel (x, y, 1) -> its scene's x, y
     cuts: tuple[int, ...] = ()
 
     def __len__(self) -> int:
         return len(self.rgb)
 
 
+def _view(x0: float, y0: float, w: float, h: float, out_hw) -> np.ndarray:
+    """The affine map from the pixels of an out_hw image of the window (x0, y0, w, h) to
+    the scene's pixels."""
+    sx, sy = w / out_hw[1], h / out_hw[0]
+    return np.array([[sx, 0, x0 + 0.5 * sx - 0.5], [0, sy, y0 + 0.5 * sy - 0.5]])
+
+
 def _window(image: np.ndarray, x0: float, y0: float, w: float, h: float, out_hw, interp):
     """The window (x0, y0, w, h) of `image`, resampled to out_hw (exact affine crop)."""
-    sx, sy = w / out_hw[1], h / out_hw[0]
-    matrix = np.float32([[sx, 0, x0 + 0.5 * sx - 0.5], [0, sy, y0 + 0.5 * sy - 0.5]])
+    matrix = _view(x0, y0, w, h, out_hw).astype(np.float32)
     flags = interp | cv2.WARP_INVERSE_MAP
     return cv2.warpAffine(image, matrix, (out_hw[1], out_hw[0]), flags=flags)
 
@@ -57,19 +66,20 @@ def _window(image: np.ndarray, x0: float, y0: float, w: float, h: float, out_hw,
 def _pan(seed: int, frames: int, h: int, w: int, travel: float = 0.5) -> tuple:
     big_w = round(w * (1 + travel))
     scene = make_scene(seed, h, big_w)
-    rgb, depth, mask = [], [], []
+    rgb, depth, mask, views = [], [], [], []
     for i in range(frames):
         x0 = (big_w - w) * i / max(frames - 1, 1)
         rgb.append(_window(scene.rgb, x0, 0, w, h, (h, w), cv2.INTER_LINEAR))
         depth.append(_window(scene.depth_m, x0, 0, w, h, (h, w), cv2.INTER_NEAREST))
         mask.append(_window(scene.mask.view(np.uint8), x0, 0, w, h, (h, w), cv2.INTER_NEAREST))
-    return rgb, depth, mask
+        views.append(_view(x0, 0, w, h, (h, w)))
+    return rgb, depth, mask, views
 
 
 def _dolly(seed: int, frames: int, h: int, w: int, zoom: float = 1.6) -> tuple:
     scene = make_scene(seed, round(h * 1.5), round(w * 1.5))
     bh, bw = scene.depth_m.shape
-    rgb, depth, mask = [], [], []
+    rgb, depth, mask, views = [], [], [], []
     for i in range(frames):
         s = zoom ** (i / max(frames - 1, 1))
         ww, hh = bw / s, bh / s
@@ -78,7 +88,8 @@ def _dolly(seed: int, frames: int, h: int, w: int, zoom: float = 1.6) -> tuple:
         depth.append(_window(scene.depth_m, x0, y0, ww, hh, (h, w), cv2.INTER_NEAREST))
         solid = scene.mask.view(np.uint8)
         mask.append(_window(solid, x0, y0, ww, hh, (h, w), cv2.INTER_NEAREST))
-    return rgb, depth, mask
+        views.append(_view(x0, y0, ww, hh, (h, w)))
+    return rgb, depth, mask, views
 
 
 def _approach(seed: int, frames: int, h: int, w: int, grow: float = 1.4) -> tuple:
@@ -98,7 +109,7 @@ def _approach(seed: int, frames: int, h: int, w: int, grow: float = 1.4) -> tupl
         rgb.append(np.where(obj[..., None], obj_rgb, background.rgb))
         depth.append(np.where(obj, obj_depth, background.depth_m).astype(np.float32))
         mask.append(obj | background.mask)
-    return rgb, depth, mask
+    return rgb, depth, mask, [_view(0, 0, w, h, (h, w))] * frames
 
 
 def make_clip(kind: str, seed: int = 0, frames: int = 24, height: int = 64, width: int = 96):
@@ -108,11 +119,12 @@ def make_clip(kind: str, seed: int = 0, frames: int = 24, height: int = 64, widt
     cuts: tuple[int, ...] = ()
     if kind == "cut":
         half = frames // 2
-        rgb_a, depth_a, mask_a = _pan(seed, half, height, width)
-        rgb_b, depth_b, mask_b = _pan(seed + 1000, frames - half, height, width)
+        rgb_a, depth_a, mask_a, views_a = _pan(seed, half, height, width)
+        rgb_b, depth_b, mask_b, views_b = _pan(seed + 1000, frames - half, height, width)
         rgb, depth, mask, cuts = rgb_a + rgb_b, depth_a + depth_b, mask_a + mask_b, (half,)
+        views = views_a + views_b
     else:
-        rgb, depth, mask = {"pan": _pan, "dolly": _dolly, "approach": _approach}[kind](
+        rgb, depth, mask, views = {"pan": _pan, "dolly": _dolly, "approach": _approach}[kind](
             seed, frames, height, width
         )
     rng = np.random.default_rng(seed)
@@ -121,7 +133,8 @@ def make_clip(kind: str, seed: int = 0, frames: int = 24, height: int = 64, widt
         for f in rgb
     ]
     depth_m = np.stack(depth).astype(np.float32)
-    return Clip(kind, np.stack(noisy), depth_m, np.stack(mask).astype(bool), cuts)
+    mask_b = np.stack(mask).astype(bool)
+    return Clip(kind, np.stack(noisy), depth_m, mask_b, np.stack(views), cuts)
 
 
 def write_clip(
@@ -171,6 +184,34 @@ def flicker(norm_depth: np.ndarray, gt_depth_m: np.ndarray, cuts=(), tolerance: 
     return float(np.concatenate(changes).mean()) if changes else 0.0
 
 
+def flicker_along(
+    norm_depth: np.ndarray, gt_depth_m: np.ndarray, views: np.ndarray, cuts=(), tolerance=0.01
+) -> float:
+    """`flicker` measured along the motion: each pixel against the same scene point in the
+    frame before (through the clips' `views`), where that point's true depth held. An
+    error that moves with the image content is not counted here, as it is at fixed pixels.
+    """
+    height, width = gt_depth_m.shape[1:]
+    gx, gy = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+    changes = []
+    for t in range(1, len(norm_depth)):
+        if t in cuts:
+            continue
+        # pixel of t -> scene -> pixel of t - 1
+        scene_x = views[t, 0, 0] * gx + views[t, 0, 1] * gy + views[t, 0, 2]
+        scene_y = views[t, 1, 0] * gx + views[t, 1, 1] * gy + views[t, 1, 2]
+        back = np.linalg.inv(np.vstack([views[t - 1], [0.0, 0.0, 1.0]]))
+        map_x = (back[0, 0] * scene_x + back[0, 1] * scene_y + back[0, 2]).astype(np.float32)
+        map_y = (back[1, 0] * scene_x + back[1, 1] * scene_y + back[1, 2]).astype(np.float32)
+        inside = (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
+        before = cv2.remap(gt_depth_m[t - 1], map_x, map_y, cv2.INTER_NEAREST)
+        prev = cv2.remap(norm_depth[t - 1].astype(np.float32), map_x, map_y, cv2.INTER_LINEAR)
+        held = inside & (np.abs(gt_depth_m[t] - before) <= tolerance * before)
+        if held.any():
+            changes.append(np.abs(norm_depth[t].astype(np.float64) - prev)[held])
+    return float(np.concatenate(changes).mean()) if changes else 0.0
+
+
 def score_clip(results: list, clip: Clip) -> dict[str, float]:
     """Flicker (of the 16-bit depth output's scale), mean delta1 and mask IoU of a clip's
     per-frame results (DepthResult, in order) against its ground truth."""
@@ -182,6 +223,7 @@ def score_clip(results: list, clip: Clip) -> dict[str, float]:
     norm = np.stack([to_uint16(r.depth, r.depth_range) / 65535.0 for r in results])
     return {
         "flicker": flicker(norm, clip.depth_m, clip.cuts),
+        "flicker_along": flicker_along(norm, clip.depth_m, clip.views, clip.cuts),
         "delta1": float(
             np.mean(
                 [

@@ -48,22 +48,49 @@ def _fit_within(image: np.ndarray, longest_px: int) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def motion(before: FrameSignature, after: FrameSignature, shape_hw: tuple[int, int]):
-    """``(flow, explained)`` on a ``shape_hw`` grid: for each pixel of `after`, where it was
-    in `before` (pixels, float32 H x W x 2), and whether the colours agree there (bool)."""
+@dataclass(frozen=True)
+class Motion:
+    """For each pixel of one frame, where it is in another (``map_x``, ``map_y``: pixels,
+    float32 H x W, ready for `cv2.remap`), and whether the colours agree there."""
+
+    map_x: np.ndarray
+    map_y: np.ndarray
+    explained: np.ndarray  # bool H x W
+
+    @property
+    def flow(self) -> np.ndarray:
+        """The displacement, float32 H x W x 2 (x, y)."""
+        gx, gy = _grid(*self.map_x.shape)
+        return np.dstack([self.map_x - gx, self.map_y - gy])
+
+    def carry(self, image: np.ndarray, interpolation: int = cv2.INTER_CUBIC) -> np.ndarray:
+        """`image` (on the other frame's grid) brought onto this frame's pixels, edges
+        repeated."""
+        return cv2.remap(
+            image, self.map_x, self.map_y, interpolation, borderMode=cv2.BORDER_REPLICATE
+        )
+
+
+def motion(before: FrameSignature, after: FrameSignature, shape_hw: tuple[int, int]) -> Motion:
+    """Where each pixel of `after` was in `before`, on a ``shape_hw`` grid."""
     height, width = shape_hw
     scale = min(1.0, _FLOW_PX / max(height, width))
     size = (max(16, round(width * scale)), max(16, round(height * scale)))  # DIS: >= 12
     g0 = cv2.resize(before.grey, size, interpolation=cv2.INTER_AREA)
     g1 = cv2.resize(after.grey, size, interpolation=cv2.INTER_AREA)
     flow = _dis().calc(g1, g0, None)
-    back = warp(g0.astype(np.float32), flow, cv2.INTER_LINEAR)
-    explained = (np.abs(back - g1) < _COLOUR_LEVELS) & inside(flow)
+    coarse = _maps(flow)
+    back = cv2.remap(
+        g0.astype(np.float32), *coarse, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    explained = (np.abs(back - g1) < _COLOUR_LEVELS) & _inside(*coarse)
     if size != (width, height):
         flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR)
         flow *= np.float32([width / size[0], height / size[1]])
-        explained = cv2.resize(explained.view(np.uint8), (width, height), cv2.INTER_NEAREST) > 0
-    return flow, explained
+        explained = cv2.resize(
+            explained.view(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST
+        ).view(bool)
+    return Motion(*_maps(flow), explained)
 
 
 def _dis() -> cv2.DISOpticalFlow:
@@ -76,16 +103,12 @@ def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     return np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
 
 
-def warp(image: np.ndarray, flow: np.ndarray, interpolation: int) -> np.ndarray:
-    """``image(p + flow(p))`` for every pixel p, edges repeated."""
+def _maps(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A displacement (H x W x 2) as absolute remap coordinates."""
     gx, gy = _grid(*flow.shape[:2])
-    return cv2.remap(
-        image, gx + flow[..., 0], gy + flow[..., 1], interpolation, borderMode=cv2.BORDER_REPLICATE
-    )
+    return gx + flow[..., 0], gy + flow[..., 1]
 
 
-def inside(flow: np.ndarray) -> np.ndarray:
-    height, width = flow.shape[:2]
-    gx, gy = _grid(height, width)
-    x, y = gx + flow[..., 0], gy + flow[..., 1]
-    return (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+def _inside(map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    height, width = map_x.shape
+    return (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)

@@ -37,10 +37,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
-from xdepth.post.flow import FrameSignature, motion, warp
+from xdepth.post.flow import FrameSignature, Motion, motion
 from xdepth.post.scale_fit import settled_fit
 
 LAG_FRAMES = 6  # frames a frame waits for those after it (the backward pass's reach)
@@ -52,8 +51,6 @@ _RANGE_NARROW = 0.02  # and to its narrower ones
 _CUT_HISTOGRAM = 0.5  # L1 distance between consecutive colour histograms (0..2)
 _CUT_EXPLAINED = 0.5  # share of pixels the motion must explain, else a new shot
 _MIN_SCALE = 0.2  # a frame that needs a larger change of scale starts a new shot
-
-Motion = tuple[np.ndarray, np.ndarray] | None  # (flow, explained); None: the camera held still
 
 
 @dataclass(frozen=True)
@@ -81,7 +78,7 @@ class _Frame:
     first: bool = False  # starts a shot (the video's first frame, or a cut)
     cut: bool = False
     holes: np.ndarray | None = None  # pixels the model gave no finite value
-    ahead: Motion = None  # each pixel's place in the next frame
+    ahead: Motion | None = None  # each pixel's place in the next frame (None: held still)
 
 
 @dataclass
@@ -173,13 +170,12 @@ def _both(prev: _Frame, signature: FrameSignature | None) -> bool:
     return prev.signature is not None and signature is not None
 
 
-def _carry(seen: Motion, *maps: np.ndarray) -> tuple[np.ndarray, ...]:
+def _carry(seen: Motion | None, *maps: np.ndarray) -> tuple[np.ndarray, ...]:
     """`maps` carried along the motion onto the newer frame, and which pixels it explains."""
     if seen is None:
         return (*maps, np.ones(maps[0].shape, bool))
-    flow, explained = seen
-    carried = [warp(m, flow, cv2.INTER_CUBIC) for m in maps]
-    explained = explained.copy()
+    carried = [seen.carry(m) for m in maps]
+    explained = seen.explained.copy()
     for m in carried:
         explained &= np.isfinite(m)
     return (*carried, explained)
@@ -205,9 +201,14 @@ def _weight(value: np.ndarray, carried: np.ndarray, explained: np.ndarray, span:
     """A neighbour's weight per pixel: _HISTORY_WEIGHT where explained, fading as it
     differs from the pixel's own value by much of the depth span (a change the flow did
     not see), 0 where unexplained."""
-    diff = np.where(explained, value - carried, np.float32(np.inf))
-    scale = np.float32(_AGREE_SPAN * max(span, 1e-12))
-    return (np.float32(_HISTORY_WEIGHT) * np.exp(-np.square(diff / scale))).astype(np.float32)
+    weight = np.subtract(value, carried, dtype=np.float32)
+    weight *= np.float32(1.0 / (_AGREE_SPAN * max(span, 1e-12)))
+    np.square(weight, out=weight)
+    np.negative(weight, out=weight)
+    np.exp(weight, out=weight)
+    weight *= np.float32(_HISTORY_WEIGHT)
+    weight[~explained] = 0.0
+    return weight
 
 
 def _span(x: np.ndarray) -> float:
