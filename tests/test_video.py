@@ -146,6 +146,32 @@ def test_phone_rotation_odd_size_and_frame_selection(artifact: Path, tmp_path: P
         assert (stream.height, stream.width) == (64, 96)
 
 
+def test_a_variable_frame_rate_keeps_every_frame(artifact: Path, tmp_path: Path) -> None:
+    """Phones and screen recorders write variable frame rates. Every frame comes out and
+    none is taken for missing (Matroska declares no frame count, and its duration at the
+    average rate would promise 20 frames for these 12); --start/--end select by each
+    frame's own time."""
+    times_s = [0, 0.033, 0.066, 0.166, 0.199, 0.266, 0.299, 0.499, 0.532, 0.565, 0.615, 0.648]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rgb = make_clip("pan", 4, len(times_s), HEIGHT, WIDTH).rgb
+    write_clip(rgb, folder / "screen.mkv", codec="libx264", pix_fmt="yuv420p", times_s=times_s)
+    write_clip(rgb, folder / "phone.mp4", codec="libx264", pix_fmt="yuv420p", times_s=times_s)
+    out = tmp_path / "out"
+    assert _run(artifact, [folder], out, "--outputs", "depth16") == 0
+    assert not (out / "errors.jsonl").exists() or not (out / "errors.jsonl").read_text()
+    videos = json.loads((out / "run.json").read_text())["videos"]
+    assert [(v["frames"], v["partial"]) for v in videos] == [(12, False), (12, False)]
+    for name in ("screen", "phone"):
+        assert len(_decode(out / f"{name}.depth16.mkv")[0]) == 12
+    part = tmp_path / "part"
+    assert (
+        _run(artifact, [folder], part, "--outputs", "depth16", "--start", "0.15", "--end", "0.52")
+        == 0
+    )
+    assert len(_decode(part / "screen.depth16.mkv")[0]) == 5  # 0.166 to 0.499 s
+
+
 def test_bad_videos_are_logged_and_the_job_goes_on(artifact: Path, tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()

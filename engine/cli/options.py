@@ -135,8 +135,9 @@ def add_post_args(parser: argparse.ArgumentParser) -> None:
         "--temporal",
         choices=("align", "none"),
         help="align (default): one depth scale across a video's frames (each frame aligned "
-        "to the previous ones, a running range, scene cuts detected); none: each frame "
-        "normalised on its own, as an image",
+        "to the previous ones and smoothed along the motion with the 6 before and after it, "
+        "a running range, scene cuts detected); none: each frame normalised on its own, "
+        "as an image",
     )
     video.add_argument("--every", type=int, metavar="N", help="keep every N-th frame")
     video.add_argument("--max-frames", type=int, metavar="N", help="at most N frames per video")

@@ -145,10 +145,12 @@ def write_clip(
     codec: str = "ffv1",
     pix_fmt: str = "bgr0",
     rotation: int = 0,
+    times_s: list[float] | None = None,
 ) -> Path:
     """Encode uint8 RGB frames (N, H, W, 3) as a video file (lossless FFV1 by default);
     `rotation` records a display rotation (degrees counter-clockwise), as phones do,
-    and the frames are stored turned the other way so that they display as given."""
+    and the frames are stored turned the other way so that they display as given;
+    `times_s` gives each frame its own time (a variable frame rate, to the millisecond)."""
     import av
 
     path = Path(path)
@@ -160,9 +162,12 @@ def write_clip(
         stream.pix_fmt = pix_fmt
         if turns:
             stream.set_display_rotation(rotation)
+        time_base = Fraction(1, 1000) if times_s is not None else Fraction(1, fps)
+        stream.codec_context.time_base = time_base
         for index, pixels in enumerate(stored):
             frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-            frame.pts = index
+            frame.pts = index if times_s is None else round(times_s[index] * 1000)
+            frame.time_base = time_base
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     return path

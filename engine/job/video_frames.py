@@ -18,6 +18,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -118,10 +119,13 @@ def _clip_frames(path: Path, rel: Path | None, settings: PostSettings) -> Iterat
         pending: VideoFrame | None = None
         in_range = decoded = 0
         stopped_early = False
+        first_s = end_s = 0.0  # the first frame's time; where the last decoded one ends
         try:
             for frame in decoder.frames():
                 decoded += 1
                 seconds = float(frame.time) if frame.time is not None else decoded / clip.info.rate
+                first_s = seconds if decoded == 1 else first_s
+                end_s = seconds + _frame_duration_s(frame, clip.info.rate)
                 if seconds < settings.start_s - 1e-6:
                     continue
                 if settings.end_s is not None and seconds >= settings.end_s - 1e-6:
@@ -139,21 +143,40 @@ def _clip_frames(path: Path, rel: Path | None, settings: PostSettings) -> Iterat
                     break
         except VideoReadError as exc:
             clip.error, clip.broken_at = ("read", f"{exc} (at frame {clip.frames})"), clip.frames
-        declared = clip.info.frames
         whole = settings.start_s == 0 and not stopped_early
-        if clip.error is None and whole and 0 < decoded < declared - 1:  # 1: rounding
+        short = _short_of_header(clip.info, decoded, end_s - first_s) if whole else None
+        if clip.error is None and short:
             clip.broken_at = clip.frames
-            clip.error = (
-                "read",
-                f"{path}: the stream ends after {decoded} of the {declared} frames its header "
-                f"declares (truncated?)",
-            )
+            clip.error = ("read", f"{path}: the stream ends {short} (truncated?)")
         if pending is None:
             reason = clip.error[1] if clip.error else f"{path}: no frames in the selected range"
             yield RejectedInput(path, reason, stage="read")
             return
         pending.last = True
         yield pending
+
+
+def _frame_duration_s(frame: av.VideoFrame, rate: Fraction) -> float:
+    """How long a frame shows: its own duration where the stream gives it (variable
+    frame rates), else one period of the average rate."""
+    duration, time_base = getattr(frame, "duration", None), frame.time_base
+    if duration and time_base:
+        return float(duration * time_base)
+    return float(1 / rate)
+
+
+def _short_of_header(info: VideoInfo, decoded: int, decoded_s: float) -> str | None:
+    """Where a whole stream ends, if well before what its header declares: the frame count
+    when it gives one, else the duration (frames of a variable rate are not counted by
+    the average rate); None when it does not end early."""
+    if info.frames:
+        if 0 < decoded < info.frames - 1:  # 1: rounding
+            return f"after {decoded} of the {info.frames} frames its header declares"
+        return None
+    slack_s = max(2 / float(info.rate), 0.02 * info.duration_s)
+    if decoded and info.duration_s and decoded_s < info.duration_s - slack_s:
+        return f"at {decoded_s:.2f} s of the {info.duration_s:.2f} s its header declares"
+    return None
 
 
 class FrameSequencer:

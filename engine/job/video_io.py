@@ -91,8 +91,9 @@ class VideoInfo:
 
     rate: Fraction  # average frames per second (for encoders' rate control)
     time_base: Fraction
-    frames: int  # as the container declares it (0: unknown)
+    frames: int  # the frame count the container declares (0: it declares none)
     audio: bool
+    duration_s: float = 0.0  # the video stream's declared duration (0: unknown)
 
 
 class VideoDecoder:
@@ -121,19 +122,27 @@ class VideoDecoder:
         self.info = VideoInfo(
             rate,
             time_base,
-            self._declared_frames(rate, time_base),
+            int(self.stream.frames or 0),
             bool(self.container.streams.audio),
+            self._declared_duration_s(time_base),
         )
 
-    def _declared_frames(self, rate: Fraction, time_base: Fraction) -> int:
-        """Frames the header promises: its count, else its duration times the rate."""
-        if self.stream.frames:
-            return int(self.stream.frames)
+    def _declared_duration_s(self, time_base: Fraction) -> float:
+        """The video stream's duration as the header gives it: the stream's own, else its
+        DURATION tag (Matroska), else the container's when there is no other stream (an
+        audio track can run longer than the video); 0 when unknown."""
         if self.stream.duration:
-            return round(float(self.stream.duration * time_base * rate))
-        if self.container.duration:
-            return round(self.container.duration / av.time_base * float(rate))
-        return 0
+            return float(self.stream.duration * time_base)
+        tag = self.stream.metadata.get("DURATION", "")
+        hours, _, rest = tag.partition(":")
+        minutes, _, seconds = rest.partition(":")
+        try:
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        except ValueError:
+            pass
+        if self.container.duration and len(self.container.streams) == 1:
+            return self.container.duration / av.time_base
+        return 0.0
 
     def __enter__(self) -> VideoDecoder:
         return self
