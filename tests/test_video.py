@@ -203,6 +203,35 @@ def test_bad_videos_are_logged_and_the_job_goes_on(artifact: Path, tmp_path: Pat
     assert len(_decode(out / f"{good.stem}.depth16.mkv")[0]) == FRAMES
 
 
+def test_a_truncated_mp4_keeps_the_frames_the_decoder_held(artifact: Path, tmp_path: Path):
+    """An H.264 MP4 with its index first (`+faststart`, as players want) and B-frames, cut
+    short: the decoder holds frames back for later packets, and the break must not take
+    them with it: every frame whose packet arrived whole comes out."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    whole = tmp_path / "whole.mp4"
+    with av.open(str(whole), "w", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream("libx264", rate=Fraction(12))
+        stream.height, stream.width, stream.pix_fmt = HEIGHT, WIDTH, "yuv420p"
+        for index, pixels in enumerate(make_clip("pan", 1, 24, HEIGHT, WIDTH).rgb):
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    data = whole.read_bytes()
+    cut = folder / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 9 // 10])
+    with av.open(str(cut)) as container:
+        packets = list(container.demux(container.streams.video[0]))
+        whole_packets = next(i for i, p in enumerate(packets) if p.is_corrupt or not p.size)
+    assert 2 < whole_packets < 24
+    out = tmp_path / "out"
+    assert _run(artifact, [folder], out, "--outputs", "depth16") == 1
+    (error,) = map(json.loads, (out / "errors.jsonl").open())
+    assert error["frame"] == whole_packets and "truncated" in error["reason"]
+    assert len(_decode(out / "cut.depth16.mkv")[0]) == whole_packets
+
+
 def test_outputs_are_deterministic_and_a_rerun_redoes_an_unfinished_video(
     artifact: Path, tmp_path: Path
 ) -> None:

@@ -160,11 +160,25 @@ class VideoDecoder:
                 self.container.seek(int(seconds / self.info.time_base), stream=self.stream)
 
     def frames(self) -> Iterator[av.VideoFrame]:
-        """Decoded frames in presentation order; a broken stream raises VideoReadError."""
+        """Decoded frames in presentation order; a broken stream raises VideoReadError.
+
+        At a break (a packet cut short, as a truncated file ends, or one the decoder
+        refuses) the decoder is drained first: it holds frames that wait for later packets
+        (B-frames, frame threads), and they are good frames before the break."""
+        reason: str | None = None
         try:
-            yield from self.container.decode(self.stream)
+            for packet in self.container.demux(self.stream):
+                if packet.is_corrupt:
+                    reason = "a packet is cut short or corrupt (truncated file?)"
+                    break
+                yield from packet.decode()
         except (av.FFmpegError, OSError) as exc:
-            raise VideoReadError(f"{self.path}: {exc}") from None
+            reason = str(exc)
+        if reason is None:
+            return
+        with contextlib.suppress(av.FFmpegError):
+            yield from self.stream.codec_context.decode(None)
+        raise VideoReadError(f"{self.path}: {reason}")
 
 
 def frame_rgb(frame: av.VideoFrame) -> np.ndarray:
