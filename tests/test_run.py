@@ -148,3 +148,18 @@ def test_demo_writes_outputs_and_summary(tmp_path: Path) -> None:
         assert sheet.size == (round(3 * 384 * 192 / 216), 2 * 192)
     for kind in KINDS:
         assert (out / f"scene-001.{kind}").stat().st_size > 0
+
+
+def test_quiet_is_quiet_while_the_model_is_first_exported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    """A first use exports the model, and the libraries doing it (transformers, NNCF)
+    print bars and warnings of their own: --quiet shows none of them; the summary stays."""
+    monkeypatch.setenv("XDEPTH_ARTIFACTS", str(tmp_path / "fresh"))
+    image = tmp_path / "scene.png"
+    Image.fromarray(make_scene(3, 48, 64).rgb).save(image)
+    args = ["run", str(image), "-o", str(tmp_path / "out"), "--variant", "xdepth-tiny"]
+    assert main([*args, "--precision", "int8", "--outputs", "mask", "--quiet"]) == 0
+    captured = capfd.readouterr()
+    assert captured.err == ""
+    assert "1 ok" in captured.out

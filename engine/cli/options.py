@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 from xdepth.errors import XDepthError
@@ -310,13 +314,15 @@ def open_model(args: argparse.Namespace) -> Any:
     from xdepth.api import open_backend
     from xdepth.model.cache import cached_artifact
 
-    artifact = cached_artifact(
-        variant,
-        weights=args.weights,
-        random_init=args.random_init,
-        precision=args.precision,
-        progress=None if getattr(args, "quiet", False) else _say,
-    )
+    quiet = getattr(args, "quiet", False)
+    with _silenced() if quiet else contextlib.nullcontext():  # the exporters' own bars
+        artifact = cached_artifact(
+            variant,
+            weights=args.weights,
+            random_init=args.random_init,
+            precision=args.precision,
+            progress=None if quiet else _say,
+        )
     return open_backend(
         artifact,
         streams=getattr(args, "streams", None),
@@ -324,6 +330,21 @@ def open_model(args: argparse.Namespace) -> Any:
         inference_precision=getattr(args, "precision_hint", None),
         cache_dir=getattr(args, "cache_dir", None),
     )
+
+
+@contextlib.contextmanager
+def _silenced() -> Iterator[None]:
+    """Standard output and error swallowed: a first use exports the model, and the
+    libraries it calls (transformers, NNCF) print progress bars and warnings of their own,
+    which --quiet promises not to show. Errors still surface as exceptions."""
+    with (
+        open(os.devnull, "w") as sink,
+        contextlib.redirect_stdout(sink),
+        contextlib.redirect_stderr(sink),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore")
+        yield
 
 
 def _say(message: str) -> None:
