@@ -87,3 +87,6 @@ def test_progress_and_summary_count_frames(
     (bar,) = bars
     assert bar.unit == "frame"
     assert bar.n == len(IMAGES) + frames + 1  # photos, frames, and the file that is no video
+    # Its total: each video's frames as its header gives them (Matroska: duration x rate;
+    # cut.mkv's header still promises all of its 12).
+    assert bar.total == len(IMAGES) + 2 * FRAMES + 1

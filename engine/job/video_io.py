@@ -95,6 +95,12 @@ class VideoInfo:
     audio: bool
     duration_s: float = 0.0  # the video stream's declared duration (0: unknown)
 
+    @property
+    def estimated_frames(self) -> int:
+        """The frames to expect, for progress: the declared count, else the duration at
+        the average rate (a variable frame rate may fall short of it); 0: unknown."""
+        return self.frames or round(self.duration_s * float(self.rate))
+
 
 class VideoDecoder:
     """One open video: `info`, then `frames()` once; close() (or `with`) when done."""

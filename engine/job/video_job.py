@@ -107,7 +107,7 @@ class VideoOutputs:
         if writer is None:
             writer = self.open[clip] = ClipWriter(clip, self.settings, self.folder)
             s = self.settings
-            expected = -(-clip.info.frames // s.every)
+            expected = -(-clip.info.estimated_frames // s.every)
             self.log.video_started(min(expected, s.max_frames or expected))
         if task.cancelled:
             self._drop(clip)
