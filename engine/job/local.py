@@ -250,16 +250,24 @@ class JobLog(VideoLog):
         if summary.failed:
             self.bar.set_postfix(failed=summary.failed, refresh=False)
 
-    def video_started(self, expected_frames: int) -> None:
+    def video_started(self, expected_frames: int, path: Path | None = None) -> None:
         """A video's frames move the bar (one step each): they join its total."""
+        del path  # the bar is the job's
         self.bar.unit = "frame"
-        if self.bar.total is not None and expected_frames > 1:
-            self.bar.total += expected_frames - 1
+        if expected_frames > 1:
+            self.extend_total(expected_frames - 1)
+
+    def extend_total(self, steps: int) -> None:
+        """More (or, negative, fewer) steps for the bar to go."""
+        if self.bar.total is not None and steps:
+            self.bar.total += steps
             self.bar.refresh()
 
-    def frame(self) -> None:
+    def frame(self, moves_bar: bool = True) -> None:
+        """A video frame encoded; `moves_bar` False when the bar has shown it already."""
         self.summary.frames += 1
-        self.bar.update(1)
+        if moves_bar:
+            self.bar.update(1)
 
     def video_ended(self, record: dict[str, Any]) -> None:
         self.summary.videos.append(record)

@@ -20,6 +20,7 @@ from typing import Any
 from xdepth.job.inputs import InputItem, RejectedInput
 from xdepth.job.output_folder import OutputFolder
 from xdepth.job.pipeline import Pipeline, Task
+from xdepth.job.ray_progress import LiveFrames, TallySender
 from xdepth.job.video_frames import expand_videos, video_path
 from xdepth.job.video_job import VideoOutputs
 from xdepth.outputs.settings import PostSettings
@@ -124,9 +125,10 @@ class Outcomes(VideoLog):
     so the frames counted since the video started are that video's.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, sender: TallySender | None = None) -> None:
         self.by_path: dict[str, Outcome] = {}
         self._frames = 0
+        self.sender = sender  # tells the driver's bar of each frame as it goes
 
     def add(self, path: str, error: tuple[str, str] | None, **how: Any) -> None:
         """JobLog.add's outcome (`how`: skipped, done, frame, video; `counted` is for the
@@ -139,28 +141,39 @@ class Outcomes(VideoLog):
         if error:
             outcome.stage, outcome.reason = error
 
-    def video_started(self, expected_frames: int) -> None:
-        del expected_frames
+    def video_started(self, expected_frames: int, path: Path | None = None) -> None:
         self._frames = 0
+        if self.sender is not None and path is not None:
+            self.sender.started(str(path), expected_frames)
 
     def frame(self) -> None:
         self._frames += 1
+        if self.sender is not None:
+            self.sender.frame()
 
     def video_ended(self, record: dict[str, Any]) -> None:
+        if self.sender is not None:
+            self.sender.flush()
         self.by_path[record["path"]] = Outcome("ok", frames=self._frames, record=record)
 
 
-def replay(log: Any, row: dict[str, Any], error: tuple[str, str] | None) -> None:
+def replay(
+    log: Any, row: dict[str, Any], error: tuple[str, str] | None, live: LiveFrames | None = None
+) -> None:
     """A Ray actor's row for one input, told to the driver's JobLog as `drive` tells a
     local one: a video's frames move the bar and count in the summary, its record goes to
-    run.json's `videos`, and a video that broke names its frame in errors.jsonl."""
+    run.json's `videos`, and a video that broke names its frame in errors.jsonl. What
+    `live` showed of the video as it went is settled against the row, not counted again."""
     frames, frame = int(row["frames"]), int(row["frame"])
     if row["record"]:
         log.video_ended(json.loads(str(row["record"])))
-    if frames:
+    shown, expected = live.settle(str(row["path"])) if live is not None else (0, 0)
+    if expected:  # the bar took the header's count; the row has the truth
+        log.extend_total(max(frames, 1) - expected)
+    elif frames:
         log.video_started(frames)
-        for _ in range(frames):
-            log.frame()
+    for index in range(frames):
+        log.frame(moves_bar=index >= shown)
     log.add(
         str(row["path"]),
         error,

@@ -29,6 +29,7 @@ from xdepth.job.inputs import InputItem
 from xdepth.job.local import job_done, job_pipeline
 from xdepth.job.outcomes import Outcome, Outcomes, drive
 from xdepth.job.output_folder import OutputFolder, settings_record
+from xdepth.job.ray_progress import TallySender
 from xdepth.job.storage import StorageFault
 from xdepth.model.backends.interface import as_backend
 from xdepth.outputs.settings import PostSettings
@@ -59,6 +60,7 @@ class DepthActor:
         backend_options: dict[str, Any],
         pipeline_options: dict[str, Any],
         numa: bool = False,
+        tally: Any = None,
     ) -> None:
         try:
             os.chdir(cwd)
@@ -79,6 +81,14 @@ class DepthActor:
         self.folder = OutputFolder(out, record).attach()
         self.pipeline_options = pipeline_options
         self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.tally = tally  # a FrameTally actor: a video's frames on the driver's bar as they go
+
+    def _sender(self) -> TallySender | None:
+        if self.tally is None:
+            return None
+        import ray
+
+        return TallySender(self.tally, ray.get)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Calls of [path, rel] pairs in (images, or a video); per input: status, stage,
@@ -89,7 +99,7 @@ class DepthActor:
         pipeline = job_pipeline(self.inference, self.settings, self.folder, **self.pipeline_options)
         busy_before = self.inference.clock.seconds
         started = time.time()  # wall clock: comparable across the pool's processes
-        outcomes = Outcomes()
+        outcomes = Outcomes(self._sender())
         fault: StorageFault | None = None
         try:
             done = partial(job_done, self.folder, self.settings)

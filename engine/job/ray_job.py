@@ -42,6 +42,7 @@ from xdepth.job.local import JobLog, RunSummary, open_job
 from xdepth.job.outcomes import replay
 from xdepth.job.output_folder import OutputFolder
 from xdepth.job.ray_actor import STAGE_KEYS, DepthActor
+from xdepth.job.ray_progress import FrameTally, LiveFrames, TallyPoller
 from xdepth.job.signals import reclaim_signals
 from xdepth.job.storage import StorageFault, check_output
 from xdepth.job.video_io import VIDEO_EXTENSIONS
@@ -159,10 +160,15 @@ def _run_pool(
     images = sum(1 for row in rows if not row["video"])
     size = batch_size or max(1, min(MAX_BATCH_SIZE, math.ceil(images / count)))
     summary.ray = {"actors": count, "cpus_per_actor": cpus, "batch_size": size, "numa": numa}
-    batches = _results(ray, _calls(rows, size), count, cpus, constructor | {"cpus": cpus})
+    live = LiveFrames(log)
+    tally = ray.remote(num_cpus=0)(FrameTally).remote() if any(r["video"] for r in rows) else None
+    poller = TallyPoller(lambda: ray.get(tally.take.remote()) if tally else {}, live)
+    constructor = constructor | {"cpus": cpus, "tally": tally}
+    batches = _results(ray, _calls(rows, size), count, cpus, constructor)
     order = {row["path"]: index for index, row in enumerate(rows)}
     try:
-        _collect(batches, summary, log, summary.ray, start_epoch)
+        with poller:
+            _collect(batches, summary, log, summary.ray, start_epoch, poller)
     finally:  # run.json lists the videos in input order, as a local run does
         summary.videos.sort(key=lambda record: order.get(record["path"], len(order)))
 
@@ -286,14 +292,17 @@ def _collect(
     log: JobLog,
     pool: dict[str, Any],
     start_epoch: float,
+    poller: TallyPoller,
 ) -> None:
-    """Log every row; add the actors' timings up into the summary and `pool` (its "ray")."""
+    """Log every row (a video's against what `poller` showed of it as it went); add the
+    actors' timings up into the summary and `pool` (its "ray")."""
     actors = pool["actors"]
     model_s = 0.0
     stages: dict[str, dict[str, Any]] = {}
     calls: dict[tuple[str, float], list[float]] = {}  # (actor, start) -> [end, frames done]
     fault: StorageFault | None = None
     for batch in batches:  # a block of rows: one or more actor calls
+        poller.poll()  # the batch's videos sent their last frames before returning
         columns = ("status", "stage", "reason", "frames", "actor", "started", "ended")
         for index, (status, stage, reason, frames, actor, begin, end) in enumerate(
             zip(*(batch[c] for c in columns), strict=True)
@@ -302,7 +311,8 @@ def _collect(
                 fault = StorageFault(str(reason), str(stage))
                 continue
             error = (str(stage), str(reason)) if status == "failed" else None
-            replay(log, {key: values[index] for key, values in batch.items()}, error)
+            with poller.live.lock:
+                replay(log, {k: v[index] for k, v in batch.items()}, error, poller.live)
             call = calls.setdefault((str(actor), float(begin)), [float(end), 0])
             call[1] += int(frames) if batch["video"][index] else status == "ok"
         model_s += float(batch["model_s"].sum())

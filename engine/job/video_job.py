@@ -108,7 +108,7 @@ class VideoOutputs:
             writer = self.open[clip] = ClipWriter(clip, self.settings, self.folder)
             s = self.settings
             expected = -(-clip.info.estimated_frames // s.every)
-            self.log.video_started(min(expected, s.max_frames or expected))
+            self.log.video_started(min(expected, s.max_frames or expected), clip.path)
         if task.cancelled:
             self._drop(clip)
             return True
