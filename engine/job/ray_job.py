@@ -21,6 +21,7 @@ same path. Ray is imported here only, and only when a job runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -292,7 +293,7 @@ def _collect(
     log: JobLog,
     pool: dict[str, Any],
     start_epoch: float,
-    poller: TallyPoller,
+    poller: TallyPoller | None = None,
 ) -> None:
     """Log every row (a video's against what `poller` showed of it as it went); add the
     actors' timings up into the summary and `pool` (its "ray")."""
@@ -302,7 +303,9 @@ def _collect(
     calls: dict[tuple[str, float], list[float]] = {}  # (actor, start) -> [end, frames done]
     fault: StorageFault | None = None
     for batch in batches:  # a block of rows: one or more actor calls
-        poller.poll()  # the batch's videos sent their last frames before returning
+        if poller is not None:
+            poller.poll()  # the batch's videos sent their last frames before returning
+        live = poller.live if poller is not None else None
         columns = ("status", "stage", "reason", "frames", "actor", "started", "ended")
         for index, (status, stage, reason, frames, actor, begin, end) in enumerate(
             zip(*(batch[c] for c in columns), strict=True)
@@ -311,8 +314,8 @@ def _collect(
                 fault = StorageFault(str(reason), str(stage))
                 continue
             error = (str(stage), str(reason)) if status == "failed" else None
-            with poller.live.lock:
-                replay(log, {k: v[index] for k, v in batch.items()}, error, poller.live)
+            with live.lock if live is not None else contextlib.nullcontext():
+                replay(log, {k: v[index] for k, v in batch.items()}, error, live)
             call = calls.setdefault((str(actor), float(begin)), [float(end), 0])
             call[1] += int(frames) if batch["video"][index] else status == "ok"
         model_s += float(batch["model_s"].sum())
