@@ -173,19 +173,28 @@ def write_clip(
     return path
 
 
-def flicker(norm_depth: np.ndarray, gt_depth_m: np.ndarray, cuts=(), tolerance: float = 0.01):
+def flicker(
+    norm_depth: np.ndarray,
+    gt_depth_m: np.ndarray,
+    cuts=(),
+    tolerance: float = 0.01,
+    views: np.ndarray | None = None,
+) -> float:
     """Mean absolute frame-to-frame change of normalised depth (0..1, N x H x W) on the
     pixels whose true depth changed by less than `tolerance` (relative) between the two
-    frames; pairs across a scene cut are left out."""
+    frames; pairs across a scene cut are left out. With the clip's `views`, each pixel is
+    compared with the same scene point in the frame before (`flicker_along`)."""
     changes = []
     for t in range(1, len(norm_depth)):
         if t in cuts:
             continue
-        before, after = gt_depth_m[t - 1], gt_depth_m[t]
-        still = np.abs(after - before) <= tolerance * before
-        if still.any():
-            diff = np.abs(norm_depth[t].astype(np.float64) - norm_depth[t - 1])
-            changes.append(diff[still])
+        if views is None:
+            prev, before, inside = norm_depth[t - 1], gt_depth_m[t - 1], True
+        else:
+            prev, before, inside = _followed(views, t, norm_depth[t - 1], gt_depth_m[t - 1])
+        held = inside & (np.abs(gt_depth_m[t] - before) <= tolerance * before)
+        if held.any():
+            changes.append(np.abs(norm_depth[t].astype(np.float64) - prev)[held])
     return float(np.concatenate(changes).mean()) if changes else 0.0
 
 
@@ -196,25 +205,24 @@ def flicker_along(
     frame before (through the clips' `views`), where that point's true depth held. An
     error that moves with the image content is not counted here, as it is at fixed pixels.
     """
-    height, width = gt_depth_m.shape[1:]
+    return flicker(norm_depth, gt_depth_m, cuts, tolerance, views)
+
+
+def _followed(views: np.ndarray, t: int, norm_before: np.ndarray, gt_before: np.ndarray):
+    """Frame t - 1's normalised and true depth at the scene point each pixel of frame t
+    shows, and whether that point was inside frame t - 1."""
+    height, width = gt_before.shape
     gx, gy = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
-    changes = []
-    for t in range(1, len(norm_depth)):
-        if t in cuts:
-            continue
-        # pixel of t -> scene -> pixel of t - 1
-        scene_x = views[t, 0, 0] * gx + views[t, 0, 1] * gy + views[t, 0, 2]
-        scene_y = views[t, 1, 0] * gx + views[t, 1, 1] * gy + views[t, 1, 2]
-        back = np.linalg.inv(np.vstack([views[t - 1], [0.0, 0.0, 1.0]]))
-        map_x = (back[0, 0] * scene_x + back[0, 1] * scene_y + back[0, 2]).astype(np.float32)
-        map_y = (back[1, 0] * scene_x + back[1, 1] * scene_y + back[1, 2]).astype(np.float32)
-        inside = (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
-        before = cv2.remap(gt_depth_m[t - 1], map_x, map_y, cv2.INTER_NEAREST)
-        prev = cv2.remap(norm_depth[t - 1].astype(np.float32), map_x, map_y, cv2.INTER_LINEAR)
-        held = inside & (np.abs(gt_depth_m[t] - before) <= tolerance * before)
-        if held.any():
-            changes.append(np.abs(norm_depth[t].astype(np.float64) - prev)[held])
-    return float(np.concatenate(changes).mean()) if changes else 0.0
+    # pixel of t -> scene -> pixel of t - 1
+    scene_x = views[t, 0, 0] * gx + views[t, 0, 1] * gy + views[t, 0, 2]
+    scene_y = views[t, 1, 0] * gx + views[t, 1, 1] * gy + views[t, 1, 2]
+    back = np.linalg.inv(np.vstack([views[t - 1], [0.0, 0.0, 1.0]]))
+    map_x = (back[0, 0] * scene_x + back[0, 1] * scene_y + back[0, 2]).astype(np.float32)
+    map_y = (back[1, 0] * scene_x + back[1, 1] * scene_y + back[1, 2]).astype(np.float32)
+    inside = (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
+    before = cv2.remap(gt_before, map_x, map_y, cv2.INTER_NEAREST)
+    prev = cv2.remap(norm_before.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR)
+    return prev, before, inside
 
 
 def score_clip(results: list, clip: Clip) -> dict[str, float]:

@@ -4,8 +4,8 @@ Ray Data constructs `DepthActor` in a process of its own on some node of the clu
 calls it once per call of the job: the [path, rel] pairs of some images, or of one video.
 It sends them through the local runner's own loop (`xdepth.job.outcomes.drive`: decode,
 infer, temporal alignment, the video's encoders, the rename at its end) and returns one
-row per input. Nothing here imports Ray: the class is plain Python, which Ray runs as an
-actor (xdepth.job.ray_job).
+row per input. The class is plain Python, which Ray runs as an actor (xdepth.job.ray_job);
+Ray is imported only to wait on the progress tally's handle the driver passes in.
 """
 
 from __future__ import annotations

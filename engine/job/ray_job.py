@@ -161,14 +161,15 @@ def _run_pool(
     images = sum(1 for row in rows if not row["video"])
     size = batch_size or max(1, min(MAX_BATCH_SIZE, math.ceil(images / count)))
     summary.ray = {"actors": count, "cpus_per_actor": cpus, "batch_size": size, "numa": numa}
-    live = LiveFrames(log)
-    tally = ray.remote(num_cpus=0)(FrameTally).remote() if any(r["video"] for r in rows) else None
-    poller = TallyPoller(lambda: ray.get(tally.take.remote()) if tally else {}, live)
+    tally = poller = None
+    if any(row["video"] for row in rows):  # a video's frames on the bar as they go
+        tally = ray.remote(num_cpus=0)(FrameTally).remote()
+        poller = TallyPoller(lambda: ray.get(tally.take.remote()), LiveFrames(log))
     constructor = constructor | {"cpus": cpus, "tally": tally}
     batches = _results(ray, _calls(rows, size), count, cpus, constructor)
     order = {row["path"]: index for index, row in enumerate(rows)}
     try:
-        with poller:
+        with poller or contextlib.nullcontext():
             _collect(batches, summary, log, summary.ray, start_epoch, poller)
     finally:  # run.json lists the videos in input order, as a local run does
         summary.videos.sort(key=lambda record: order.get(record["path"], len(order)))

@@ -124,7 +124,8 @@ def _clip_frames(path: Path, rel: Path | None, settings: PostSettings) -> Iterat
             for frame in decoder.frames():
                 decoded += 1
                 seconds = float(frame.time) if frame.time is not None else decoded / clip.info.rate
-                first_s = seconds if decoded == 1 else first_s
+                if decoded == 1:
+                    first_s = seconds
                 end_s = seconds + _frame_duration_s(frame, clip.info.rate)
                 if seconds < settings.start_s - 1e-6:
                     continue
@@ -229,14 +230,13 @@ class FrameSequencer:
         if frame.index == 0:
             aligner.lag_frames = min(aligner.lag_frames, self.max_lag)
         settled = []
+        pushed = not (task.error or task.cancelled or task.depth is None)
         try:
-            if not (task.error or task.cancelled or task.depth is None):
+            if pushed:
                 shape = np.shape(task.depth)
                 settled = aligner.push(frame.index, np.squeeze(task.depth), frame.signature)
                 task.awaiting = shape
-            elif not frame.last:  # it holds a window slot too: the held frames go now
-                settled = aligner.finish()
-            if frame.last:
+            if frame.last or not pushed:  # a failed frame holds a window slot too
                 settled += aligner.finish()
         except Exception as exc:  # this frame's failure; the video's writer reports it
             task.fail("align", exc)

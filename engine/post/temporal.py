@@ -119,7 +119,7 @@ class TemporalAligner:
         holes = None if np.isfinite(aligned).all() else ~np.isfinite(aligned)
         if holes is not None:
             aligned = np.where(holes, carried, aligned)
-        forward = aligned - _weight(aligned, carried, explained, prev.span) * (aligned - carried)
+        forward = _toward(aligned, carried, explained, prev.span)
         if self.lag_frames and prev in self._held:
             prev.ahead = (
                 motion(signature, prev.signature, x.shape) if _both(prev, signature) else None
@@ -189,12 +189,16 @@ def _two_sided(frame: _Frame, after: list[_Frame]) -> np.ndarray:
     backward = after[-1].aligned
     for near, far in zip(after[-2::-1], after[:0:-1], strict=True):
         carried, explained = _carry(near.ahead, backward)
-        backward = near.aligned - _weight(near.aligned, carried, explained, far.span) * (
-            near.aligned - carried
-        )
+        backward = _toward(near.aligned, carried, explained, far.span)
     carried, explained = _carry(frame.ahead, backward)
     weight = _weight(frame.aligned, carried, explained, after[0].span)
     return ((frame.forward + weight * carried) / (1 + weight)).astype(np.float32)
+
+
+def _toward(value: np.ndarray, carried: np.ndarray, explained: np.ndarray, span: float):
+    """One step of the exponential filter: each pixel moved toward its neighbour's value
+    carried along the motion, by the neighbour's `_weight`."""
+    return value - _weight(value, carried, explained, span) * (value - carried)
 
 
 def _weight(value: np.ndarray, carried: np.ndarray, explained: np.ndarray, span: float):
