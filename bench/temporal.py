@@ -3,9 +3,9 @@
 Each clip of `xdepth.eval.clips` (pan, dolly, approaching object, cut) is rendered for
 several seeds, written losslessly, and run through `DepthEngine` once per mode; the
 scores are `score_clip`'s (flicker of the 16-bit depth output on pixels whose true depth
-held, at fixed pixels and along the motion; mean delta1 and mask IoU). Reported per clip
-kind: both flickers and their ratio, the change of delta1 and IoU with its standard error
-over the seeds.
+held, at fixed pixels and along the motion; mean delta1 and mask IoU; the share of pixels
+the running range clips, which cannot flicker). Reported per clip kind: both flickers and
+their ratio, the change of delta1 and IoU with its standard error over the seeds.
 
     python -m xdepth.bench.temporal [--seeds 8] [--size 64x96] [--precision f32]
 """
@@ -49,6 +49,7 @@ def _summary(runs: list[dict[str, dict[str, float]]]) -> dict[str, float]:
         for m in ("flicker", "flicker_along", "delta1", "mask_iou")
         for mode in MODES
     }
+    row["clipped_align"] = float(column("align", "clipped").mean())
     row["flicker_ratio"] = row["flicker_align"] / row["flicker_none"]
     row["flicker_along_ratio"] = row["flicker_along_align"] / row["flicker_along_none"]
     for metric in ("delta1", "mask_iou"):
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['flicker_along_ratio']:.2f}x)  delta1 {row['delta1_none']:.3f} "
             f"{row['delta1_change']:+.3f}±{row['delta1_change_se']:.3f}  mask IoU "
             f"{row['mask_iou_none']:.3f} {row['mask_iou_change']:+.3f}"
-            f"±{row['mask_iou_change_se']:.3f}"
+            f"±{row['mask_iou_change_se']:.3f}  clipped {100 * row['clipped_align']:.1f}%"
         )
     payload = {
         "variant": args.variant,

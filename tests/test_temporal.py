@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from xdepth.bench.temporal import measure
-from xdepth.eval.clips import flicker, flicker_along, make_clip
+from xdepth.eval.clips import clipped_share, flicker, flicker_along, make_clip
 from xdepth.model.cache import cached_artifact
 from xdepth.post.flow import frame_signature, motion
 from xdepth.post.scale_fit import robust_fit
@@ -30,6 +30,21 @@ def test_align_cuts_flicker_on_every_clip(rows: dict) -> None:
     ratios = {kind: row["flicker_ratio"] for kind, row in rows.items()}
     assert max(ratios.values()) <= 0.8, ratios
     assert np.mean(list(ratios.values())) <= 0.65, ratios
+
+
+def test_the_range_does_not_buy_stillness_by_clipping(rows: dict) -> None:
+    """Pixels pinned at an end of the scale cannot flicker: the running range must leave
+    out few of them (a slowly widening range cut flicker further only by clipping a fifth
+    of the pan's pixels)."""
+    clipped = {kind: row["clipped_align"] for kind, row in rows.items()}
+    assert max(clipped.values()) <= 0.05, clipped
+
+
+def test_clipped_share_counts_pixels_beyond_the_range_by_its_margin() -> None:
+    depth = np.linspace(0.0, 1.0, 101, dtype=np.float32)
+    assert clipped_share(depth, None) == 0.0
+    assert clipped_share(depth, (0.0, 1.0)) == 0.0
+    assert clipped_share(depth, (0.1, 0.9)) == pytest.approx(20 / 101)  # 0.00-0.09, 0.91-1.00
 
 
 @pytest.mark.parametrize("metric", ["delta1", "mask_iou"])

@@ -225,9 +225,20 @@ def _followed(views: np.ndarray, t: int, norm_before: np.ndarray, gt_before: np.
     return prev, before, inside
 
 
+def clipped_share(depth: np.ndarray, depth_range: tuple[float, float] | None) -> float:
+    """The share of a frame's pixels its output range leaves out by more than 1 % of the
+    range's span (they show at an end of the scale, where they cannot flicker)."""
+    if depth_range is None:
+        return 0.0
+    lo, hi = depth_range
+    margin = 0.01 * (hi - lo)
+    return float(np.mean((depth < lo - margin) | (depth > hi + margin)))
+
+
 def score_clip(results: list, clip: Clip) -> dict[str, float]:
     """Flicker (of the 16-bit depth output's scale), mean delta1 and mask IoU of a clip's
-    per-frame results (DepthResult, in order) against its ground truth."""
+    per-frame results (DepthResult, in order) against its ground truth, and the mean
+    share of pixels the output's range clips (`clipped_share`)."""
     from xdepth.eval.metrics import depth_metrics, mask_iou
     from xdepth.post import to_uint16
 
@@ -248,4 +259,5 @@ def score_clip(results: list, clip: Clip) -> dict[str, float]:
         "mask_iou": float(
             np.mean([mask_iou(r.mask, m) for r, m in zip(results, clip.mask, strict=True)])
         ),
+        "clipped": float(np.mean([clipped_share(r.depth, r.depth_range) for r in results])),
     }
