@@ -58,7 +58,7 @@ def make_clip_file(
     """A camera panning back and forth over a rendered scene, with fresh sensor noise in
     every frame, encoded as H.264 (the engine's libx264 settings) one frame at a time."""
     from xdepth.eval.scenes import make_scene
-    from xdepth.job.video_io import StreamWriter
+    from xdepth.job.video_out import StreamWriter
 
     scene = make_scene(seed, height, 2 * width).rgb
     travel = scene.shape[1] - width
@@ -71,7 +71,7 @@ def make_clip_file(
             x0 = x0 if x0 <= travel else 2 * travel - x0
             view = scene[:, x0 : x0 + width].astype(np.float32)
             view += rng.standard_normal(view.shape, dtype=np.float32) * 2.0
-            writer.add(np.clip(np.rint(view), 0, 255).astype(np.uint8), index, index / fps)
+            writer.add(np.clip(np.rint(view), 0, 255).astype(np.uint8), index / fps)
         writer.close()
     except BaseException:
         writer.abort()
@@ -111,7 +111,8 @@ def _cpu_ms(step: Any, items: list[Any]) -> tuple[list[Any], float]:
 def host_costs(engine: Any, clip: Path, work: Path) -> dict[str, float]:
     """CPU ms per frame of each host step of a video job, one step at a time (the model
     idle), on the clip's first frames: what the host takes from the model's cores."""
-    from xdepth.job.video_io import StreamWriter, VideoDecoder, frame_rgb
+    from xdepth.job.video_io import VideoDecoder, frame_rgb
+    from xdepth.job.video_out import StreamWriter
     from xdepth.outputs.result import DepthResult
     from xdepth.outputs.video_kinds import VIDEO_KINDS
     from xdepth.post.flow import frame_signature
@@ -148,7 +149,7 @@ def host_costs(engine: Any, clip: Path, work: Path) -> dict[str, float]:
         writer = StreamWriter(target, kind.codec or "", kind.pix_fmt, hw, Fraction(25))
         start = time.process_time()
         for index, pixels in enumerate(planes[name]):
-            writer.add(pixels, index, index / 25)
+            writer.add(pixels, index / 25)
         writer.close()
         cost = (time.process_time() - start) * 1e3 / len(planes[name])
         costs[f"{name}_encode"] = round(cost, 2)

@@ -9,7 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from xdepth.eval.clips import make_clip
-from xdepth.job.video_io import StreamWriter
+from xdepth.job.video_out import StreamWriter
 
 
 def _encode_pair(folder: Path, frames) -> str:
@@ -21,7 +21,7 @@ def _encode_pair(folder: Path, frames) -> str:
 
     def encode(k: int) -> None:
         for index, rgb in enumerate(frames):
-            writers[k].add(rgb if k == 0 else 255 - rgb, index, index / 12)
+            writers[k].add(rgb if k == 0 else 255 - rgb, index / 12)
         writers[k].close()
         writers[k].publish()
 

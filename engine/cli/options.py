@@ -133,7 +133,8 @@ def add_post_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--ply-stride", type=int, metavar="N", help="every N-th pixel in ply")
     group.add_argument("--png-level", type=int, metavar="0-9", help="PNG compression level")
     video = parser.add_argument_group(
-        "video inputs (.mp4 .mov .m4v .mkv .webm .avi, or by content)"
+        "video inputs (.mp4 .mov .m4v .3gp .mkv .webm .avi .ts .mts .m2ts .mpg .mpeg, or by "
+        "content)"
     )
     video.add_argument(
         "--temporal",
@@ -145,7 +146,9 @@ def add_post_args(parser: argparse.ArgumentParser) -> None:
     )
     video.add_argument("--every", type=int, metavar="N", help="keep every N-th frame")
     video.add_argument("--max-frames", type=int, metavar="N", help="at most N frames per video")
-    video.add_argument("--start", type=float, metavar="S", help="from S seconds into a video")
+    video.add_argument(
+        "--start", type=float, metavar="S", help="from S seconds into a video (its first frame: 0)"
+    )
     video.add_argument("--end", type=float, metavar="S", help="up to S seconds into a video")
 
 

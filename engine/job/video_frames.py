@@ -74,7 +74,7 @@ class VideoFrame:
             raise ImageReadError(
                 f"{self.path}: {frame.width}x{frame.height} frames exceed --max-pixels {max_pixels}"
             )
-        rgb = frame_rgb(frame)
+        rgb = frame_rgb(frame, self.clip.info.pixel_aspect)
         self.size_hw = (rgb.shape[0], rgb.shape[1])
         if self.clip.aligner is not None:
             self.signature = frame_signature(rgb)
@@ -119,13 +119,13 @@ def _clip_frames(path: Path, rel: Path | None, settings: PostSettings) -> Iterat
         pending: VideoFrame | None = None
         in_range = decoded = 0
         stopped_early = False
-        first_s = end_s = 0.0  # the first frame's time; where the last decoded one ends
+        seconds: float | None = None
+        end_s = 0.0  # where the last decoded frame ends
+        before_damage = 0  # selected frames that show before the first damaged packet
         try:
             for frame in decoder.frames():
                 decoded += 1
-                seconds = float(frame.time) if frame.time is not None else decoded / clip.info.rate
-                if decoded == 1:
-                    first_s = seconds
+                seconds = decoder.seconds(frame, seconds)
                 end_s = seconds + _frame_duration_s(frame, clip.info.rate)
                 if seconds < settings.start_s - 1e-6:
                     continue
@@ -139,22 +139,48 @@ def _clip_frames(path: Path, rel: Path | None, settings: PostSettings) -> Iterat
                     yield pending
                 pending = VideoFrame(clip, clip.frames, seconds, frame)
                 clip.frames += 1
+                if _before(decoder.damage, seconds):
+                    before_damage = clip.frames
                 if settings.max_frames is not None and clip.frames >= settings.max_frames:
                     stopped_early = True
                     break
         except VideoReadError as exc:
             clip.error, clip.broken_at = ("read", f"{exc} (at frame {clip.frames})"), clip.frames
+        if clip.error is None and decoder.damage:
+            clip.broken_at = before_damage
+            clip.error = ("read", _damage_reason(path, decoder.damage, clip.broken_at))
         whole = settings.start_s == 0 and not stopped_early
-        short = _short_of_header(clip.info, decoded, end_s - first_s) if whole else None
+        short = _short_of_header(clip.info, decoded, end_s) if whole else None
         if clip.error is None and short:
             clip.broken_at = clip.frames
             clip.error = ("read", f"{path}: the stream ends {short} (truncated?)")
         if pending is None:
-            reason = clip.error[1] if clip.error else f"{path}: no frames in the selected range"
+            reason = clip.error[1] if clip.error else _no_frames_reason(path, decoded)
             yield RejectedInput(path, reason, stage="read")
             return
         pending.last = True
         yield pending
+
+
+def _before(damage: tuple[int, str, float | None] | None, seconds: float) -> bool:
+    """Whether a frame shows before the first damaged packet (frames the decoder held back
+    come out after the damage was seen; a damage of unknown time: those before it)."""
+    if damage is None:
+        return True
+    at = damage[2]
+    return at is not None and seconds < at - 1e-6
+
+
+def _damage_reason(path: Path, damage: tuple[int, str, float | None], frame: int) -> str:
+    count, first, _ = damage
+    more = f"; {count} packets skipped in all, decoding went on" if count > 1 else ""
+    return f"{path}: {first} (at frame {frame}){more}"
+
+
+def _no_frames_reason(path: Path, decoded: int) -> str:
+    if decoded:
+        return f"{path}: no frames in the selected range (--start/--end)"
+    return f"{path}: the stream holds no frames"
 
 
 def _frame_duration_s(frame: av.VideoFrame, rate: Fraction) -> float:
@@ -166,17 +192,20 @@ def _frame_duration_s(frame: av.VideoFrame, rate: Fraction) -> float:
     return float(1 / rate)
 
 
-def _short_of_header(info: VideoInfo, decoded: int, decoded_s: float) -> str | None:
-    """Where a whole stream ends, if well before what its header declares: the frame count
-    when it gives one, else the duration (frames of a variable rate are not counted by
-    the average rate); None when it does not end early."""
+def _short_of_header(info: VideoInfo, decoded: int, end_s: float) -> str | None:
+    """Where a whole stream ends (`end_s`: its last frame's end, from its start), if well
+    before what its header declares: the frame count when it gives one, else the duration
+    (frames of a variable rate are not counted by the average rate); None when it does
+    not end early. A declared duration may be a length or an end time from 0 (Matroska),
+    so a stream that starts late is measured both ways and the later end counts."""
     if info.frames:
         if 0 < decoded < info.frames - 1:  # 1: rounding
             return f"after {decoded} of the {info.frames} frames its header declares"
         return None
     slack_s = max(2 / float(info.rate), 0.02 * info.duration_s)
-    if decoded and info.duration_s and decoded_s < info.duration_s - slack_s:
-        return f"at {decoded_s:.2f} s of the {info.duration_s:.2f} s its header declares"
+    ends_s = max(end_s, end_s + info.start_s)
+    if decoded and info.duration_s and ends_s < info.duration_s - slack_s:
+        return f"at {ends_s:.2f} s of the {info.duration_s:.2f} s its header declares"
     return None
 
 

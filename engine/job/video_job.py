@@ -20,7 +20,7 @@ from xdepth.job.encoder_thread import EncoderThread
 from xdepth.job.output_folder import OutputFolder
 from xdepth.job.storage import storage_fault
 from xdepth.job.video_frames import Clip
-from xdepth.job.video_io import FrameFolderWriter, StreamWriter
+from xdepth.job.video_out import FrameFolderWriter, StreamWriter
 from xdepth.outputs.settings import PostSettings
 from xdepth.outputs.video_kinds import video_kinds
 
@@ -35,8 +35,11 @@ class ClipWriter:
         self.frames = 0
         self.written: tuple[Path, ...] = ()
         self.rate = clip.info.rate / settings.every
+        self.first_s = 0.0  # the first frame's source time: the outputs' 0
 
-    def _open(self, size_hw: tuple[int, int]) -> None:
+    def _open(self, size_hw: tuple[int, int], first_s: float) -> None:
+        self.first_s = first_s
+        info = self.clip.info
         rel = self.clip.rel or Path(self.clip.path.name)
         base = self.folder.folder_for(rel) if self.folder else self.clip.path.parent
         base.mkdir(parents=True, exist_ok=True)
@@ -46,9 +49,16 @@ class ClipWriter:
             if kind.folder:
                 writer = FrameFolderWriter(target, kind.frame_ext)
             else:
-                audio = self.clip.path if kind.audio and self.clip.info.audio else None
+                audio = self.clip.path if kind.audio and info.audio else None
                 writer = StreamWriter(
-                    target, kind.codec or "", kind.pix_fmt, size_hw, self.rate, audio
+                    target,
+                    kind.codec or "",
+                    kind.pix_fmt,
+                    size_hw,
+                    self.rate,
+                    audio,
+                    time_base=info.time_base,
+                    audio_start_s=info.start_s + first_s,
                 )
             self.writers[kind.name] = EncoderThread(writer, target.name)
 
@@ -57,13 +67,13 @@ class ClipWriter:
         planes = task.planes or {}
         frame = task.frame
         if not self.writers:
-            self._open(frame.size_hw)
+            self._open(frame.size_hw, frame.seconds)
         for kind in self.kinds:
             writer = self.writers[kind.name]
             if kind.folder:
                 writer.add(planes[kind.name])
             else:
-                writer.add(planes[kind.name], frame.index, frame.seconds)
+                writer.add(planes[kind.name], frame.seconds - self.first_s)
         task.planes = None
         self.frames += 1
 

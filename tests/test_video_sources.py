@@ -1,0 +1,194 @@
+"""Videos as cameras, phones and editors write them, through `xdepth run`: streams that
+start late, damaged bytes mid-file, non-square pixels, MPEG transport and program streams,
+frame times with a gap under a sound track, files whose names lie."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+from test_video import FRAMES, HEIGHT, WIDTH, _decode, _run
+
+from xdepth.eval.clips import make_clip, write_clip
+from xdepth.model.cache import cached_artifact
+
+RATE = 12
+
+
+@pytest.fixture(scope="module")
+def artifact() -> Path:
+    return cached_artifact("xdepth-tiny", precision="f32")
+
+
+def _write(
+    path: Path,
+    rgb: np.ndarray,
+    *,
+    codec: str = "libx264",
+    fmt: str | None = None,
+    pixel_aspect: Fraction | None = None,
+    times_s: list[float] | None = None,
+    audio: bool = False,
+    rate: int = RATE,
+) -> Path:
+    """Frames as a video file at `rate` (`times_s`: each frame's time, in ms steps;
+    `audio`: a tone as long as the frames span)."""
+    time_base = Fraction(1, 1000) if times_s else Fraction(1, rate)
+    times_s = times_s or [i / rate for i in range(len(rgb))]
+    with av.open(str(path), "w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=Fraction(rate))
+        stream.height, stream.width = rgb.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = time_base
+        if pixel_aspect is not None:
+            stream.codec_context.sample_aspect_ratio = pixel_aspect
+        sound = container.add_stream("aac", rate=16000) if audio else None
+        for pixels, seconds in zip(rgb, times_s, strict=True):
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts, frame.time_base = round(seconds / time_base), time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+        if sound is not None:
+            samples = np.sin(np.arange(int((times_s[-1] + 0.5) * 16000)) * 0.05)
+            for start in range(0, len(samples) - 1024, 1024):
+                chunk = samples[None, start : start + 1024].astype(np.float32)
+                block = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+                block.sample_rate, block.pts = 16000, start
+                container.mux(sound.encode(block))
+            container.mux(sound.encode(None))
+    return path
+
+
+def _videos(out: Path) -> dict[str, dict]:
+    return {Path(v["path"]).name: v for v in json.loads((out / "run.json").read_text())["videos"]}
+
+
+def _times(path: Path) -> list[float]:
+    with av.open(str(path)) as container:
+        return [float(f.time) for f in container.decode(video=0)]
+
+
+def test_a_stream_that_starts_late_is_whole_and_times_count_from_its_start(
+    artifact: Path, tmp_path: Path
+) -> None:
+    """A clip cut from a longer recording starts at 5 s on its clock; Matroska then
+    declares where it ends (6 s), not its length: neither is a truncation, and --start /
+    --end count from the clip's first frame."""
+    rgb = make_clip("pan", 2, FRAMES, HEIGHT, WIDTH).rgb
+    times_s = [5 + i / RATE for i in range(FRAMES)]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_clip(rgb, folder / "late.mkv", codec="libx264", pix_fmt="yuv420p", times_s=times_s)
+    _write(folder / "late-too.mp4", rgb, times_s=times_s)
+    out = tmp_path / "out"
+    assert _run(artifact, [folder], out, "--outputs", "depth16") == 0
+    assert {k: (v["frames"], v["partial"]) for k, v in _videos(out).items()} == {
+        "late.mkv": (FRAMES, False),
+        "late-too.mp4": (FRAMES, False),
+    }
+    assert _times(out / "late.depth16.mkv")[0] == 0.0
+    part = tmp_path / "part"
+    selection = ("--outputs", "depth16", "--start", "0.2", "--end", "0.5")
+    assert _run(artifact, [folder], part, *selection) == 0
+    for name in ("late.mkv", "late-too.mp4"):
+        assert _videos(part)[name]["frames"] == 3  # 3/12 to 5/12 s after its first frame
+
+
+def test_damaged_bytes_mid_file_skip_their_frames_and_decoding_goes_on(
+    artifact: Path, tmp_path: Path
+) -> None:
+    """Bytes overwritten in the middle of an H.264 MP4 (a bad sector, a broken download):
+    the packets they hit are skipped, as players skip them, and every frame after them
+    comes out; the video is partial, and its line names the first frame it lost."""
+    frames = 30
+    rgb = make_clip("pan", 3, frames, HEIGHT, WIDTH).rgb
+    data = bytearray(_write(tmp_path / "whole.mp4", rgb).read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 200] = np.random.default_rng(0).bytes(200)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "damaged.mp4").write_bytes(bytes(data))
+    out = tmp_path / "out"
+    assert _run(artifact, [folder], out, "--outputs", "depth16") == 1
+    (error,) = map(json.loads, (out / "errors.jsonl").open())
+    kept = len(_decode(out / "damaged.depth16.mkv")[0])
+    video = _videos(out)["damaged.mp4"]
+    assert video["partial"] and video["frames"] == kept
+    assert 0 < error["frame"] < kept - 5, (error, kept)  # frames after the damage kept
+    assert kept >= frames - 4 and "could not be decoded" in error["reason"]
+
+
+def test_non_square_pixels_come_out_as_they_display(artifact: Path, tmp_path: Path) -> None:
+    """Anamorphic video stores each pixel twice as wide as it is high: the frames are
+    widened to their display shape before the model sees them."""
+    wide = make_clip("pan", 4, FRAMES, HEIGHT, WIDTH).rgb
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _write(folder / "anamorphic.mp4", wide[:, :, ::2].copy(), pixel_aspect=Fraction(2))
+    _write(folder / "square.mp4", wide)
+    out = tmp_path / "out"
+    assert _run(artifact, [folder], out, "--outputs", "depth16,composite") == 0
+    anamorphic, _, _ = _decode(out / "anamorphic.depth16.mkv")
+    square, _, _ = _decode(out / "square.depth16.mkv")
+    assert anamorphic[0].shape == (HEIGHT, WIDTH)
+    assert _decode(out / "anamorphic.composite.mp4")[0][0].shape[:2] == (HEIGHT * 3 // 2, WIDTH)
+    correlation = np.corrcoef(anamorphic[5].ravel(), square[5].ravel())[0, 1]
+    assert correlation > 0.9, correlation
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "fmt"),
+    [
+        ("camcorder.mts", "libx264", "mpegts"),
+        ("broadcast.ts", "mpeg2video", "mpegts"),
+        ("dvd.mpg", "mpeg2video", "mpeg"),
+        ("unnamed.bin", "mpeg2video", "mpegts"),  # by content
+    ],
+)
+def test_mpeg_transport_and_program_streams_are_videos(
+    artifact: Path, tmp_path: Path, name: str, codec: str, fmt: str
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rgb = make_clip("dolly", 1, FRAMES, HEIGHT, WIDTH).rgb
+    video = _write(folder / name, rgb, codec=codec, fmt=fmt, rate=25)  # an MPEG-2 rate
+    out = tmp_path / "out"
+    assert _run(artifact, [video], out, "--outputs", "depth16") == 0  # named: by content too
+    stem = Path(name).stem
+    assert len(_decode(out / f"{stem}.depth16.mkv")[0]) == FRAMES
+    assert _videos(out)[name]["frames"] == FRAMES
+
+
+def test_a_file_is_what_its_bytes_say_not_its_name(artifact: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rgb = make_clip("pan", 5, FRAMES, HEIGHT, WIDTH).rgb
+    Image.fromarray(rgb[0]).save(folder / "photo.mp4", format="JPEG")
+    _write(folder / "clip.jpg", rgb, fmt="mp4")
+    out = tmp_path / "out"
+    assert _run(artifact, [folder], out, "--outputs", "depth16") == 0
+    assert Image.open(out / "photo.depth16.png").size == (WIDTH, HEIGHT)
+    assert len(_decode(out / "clip.depth16.mkv")[0]) == FRAMES
+
+
+def test_frames_keep_their_times_in_step_with_the_sound(artifact: Path, tmp_path: Path) -> None:
+    """A recording paused for 4 s (a gap in the frame times) with its sound: each output
+    frame shows at its source time, so picture and sound stay together (at the average
+    rate, frames after the gap would show seconds early)."""
+    times_s = [i / RATE for i in range(6)] + [4.5 + i / RATE for i in range(6)]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rgb = make_clip("pan", 6, len(times_s), HEIGHT, WIDTH).rgb
+    _write(folder / "paused.mp4", rgb, times_s=times_s, audio=True)
+    out = tmp_path / "out"
+    assert _run(artifact, [folder], out, "--outputs", "depth16,depth-color", "--every", "2") == 0
+    for output in ("paused.depth16.mkv", "paused.depth-color.mp4"):
+        np.testing.assert_allclose(_times(out / output), times_s[::2], atol=0.002)
+    with av.open(str(out / "paused.depth-color.mp4")) as container:
+        sound = [float(p.pts * p.time_base) for p in container.demux(audio=0) if p.pts is not None]
+    assert sound[0] == pytest.approx(0.0, abs=0.07) and sound[-1] > 4.5
