@@ -15,6 +15,7 @@ from PIL import Image
 from test_video import FRAMES, HEIGHT, WIDTH, _decode, _run
 
 from xdepth.eval.clips import make_clip, write_clip
+from xdepth.job.video_io import VideoDecoder
 from xdepth.model.cache import cached_artifact
 
 RATE = 12
@@ -92,6 +93,9 @@ def test_a_stream_that_starts_late_is_whole_and_times_count_from_its_start(
         "late-too.mp4": (FRAMES, False),
     }
     assert _times(out / "late.depth16.mkv")[0] == 0.0
+    for name in ("late.mkv", "late-too.mp4"):  # the progress bar's count
+        with VideoDecoder(folder / name) as decoder:
+            assert abs(decoder.info.estimated_frames - FRAMES) <= 1, decoder.info
     part = tmp_path / "part"
     selection = ("--outputs", "depth16", "--start", "0.2", "--end", "0.5")
     assert _run(artifact, [folder], part, *selection) == 0
@@ -162,6 +166,12 @@ def test_mpeg_transport_and_program_streams_are_videos(
     stem = Path(name).stem
     assert len(_decode(out / f"{stem}.depth16.mkv")[0]) == FRAMES
     assert _videos(out)[name]["frames"] == FRAMES
+    # No index to seek by: a seek that lands past --start starts over from the beginning.
+    part = tmp_path / "part"
+    assert (
+        _run(artifact, [video], part, "--outputs", "depth16", "--start", "0.2", "--end", "0.4") == 0
+    )
+    assert _videos(part)[name]["frames"] == 5  # 0.20 to 0.36 s at 25 frames/s
 
 
 def test_a_file_is_what_its_bytes_say_not_its_name(artifact: Path, tmp_path: Path) -> None:
@@ -192,3 +202,25 @@ def test_frames_keep_their_times_in_step_with_the_sound(artifact: Path, tmp_path
     with av.open(str(out / "paused.depth-color.mp4")) as container:
         sound = [float(p.pts * p.time_base) for p in container.demux(audio=0) if p.pts is not None]
     assert sound[0] == pytest.approx(0.0, abs=0.07) and sound[-1] > 4.5
+
+
+def test_viewing_outputs_say_how_their_colours_were_encoded(artifact: Path, tmp_path: Path):
+    """RGB becomes YUV by the BT.601 matrix; the H.264 and VP9 outputs say so (untagged HD
+    video is shown as BT.709 by browsers, which shifts every colour), and a decoder that
+    reads the tags gives back the colours."""
+    rgb = np.zeros((FRAMES, HEIGHT, WIDTH, 3), np.uint8)
+    rgb[:, :, : WIDTH // 2] = (200, 40, 30)
+    rgb[:, :, WIDTH // 2 :] = (30, 60, 210)
+    video = _write(tmp_path / "flat.mp4", rgb)
+    out = tmp_path / "out"
+    outputs = "composite,cutout,depth-color"
+    assert _run(artifact, [video], out, "--outputs", outputs, "--threshold", "abs:0") == 0
+    for name in ("flat.composite.mp4", "flat.cutout.webm", "flat.depth-color.mp4"):
+        with av.open(str(out / name)) as container:
+            frame = next(container.decode(video=0))
+            assert (frame.colorspace, frame.color_range) == (6, 1), name
+    with av.open(str(out / "flat.composite.mp4")) as container:
+        shown = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    np.testing.assert_allclose(
+        shown[HEIGHT // 2, [10, WIDTH - 10]], rgb[0, 0, [10, WIDTH - 10]], atol=6
+    )

@@ -193,19 +193,17 @@ def _frame_duration_s(frame: av.VideoFrame, rate: Fraction) -> float:
 
 
 def _short_of_header(info: VideoInfo, decoded: int, end_s: float) -> str | None:
-    """Where a whole stream ends (`end_s`: its last frame's end, from its start), if well
-    before what its header declares: the frame count when it gives one, else the duration
+    """Where a whole stream ends (`end_s`: its last frame's end, from its first), if well
+    before what its header declares: the frame count when it gives one, else the length
     (frames of a variable rate are not counted by the average rate); None when it does
-    not end early. A declared duration may be a length or an end time from 0 (Matroska),
-    so a stream that starts late is measured both ways and the later end counts."""
+    not end early."""
     if info.frames:
         if 0 < decoded < info.frames - 1:  # 1: rounding
             return f"after {decoded} of the {info.frames} frames its header declares"
         return None
     slack_s = max(2 / float(info.rate), 0.02 * info.duration_s)
-    ends_s = max(end_s, end_s + info.start_s)
-    if decoded and info.duration_s and ends_s < info.duration_s - slack_s:
-        return f"at {ends_s:.2f} s of the {info.duration_s:.2f} s its header declares"
+    if decoded and info.duration_s and end_s < info.duration_s - slack_s:
+        return f"at {end_s:.2f} s of the {info.duration_s:.2f} s its header declares"
     return None
 
 

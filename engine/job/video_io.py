@@ -95,7 +95,7 @@ class VideoInfo:
     time_base: Fraction
     frames: int  # the frame count the container declares (0: it declares none)
     audio: bool
-    duration_s: float = 0.0  # the video stream's declared duration (0: unknown)
+    duration_s: float = 0.0  # the video stream's declared length (0: unknown)
     start_s: float = 0.0  # the stream's own start time: frame times count from it
     pixel_aspect: Fraction = Fraction(1)  # a stored pixel's width / height
 
@@ -130,36 +130,41 @@ class VideoDecoder:
         rate = Fraction(self.stream.average_rate or self.stream.guessed_rate or Fraction(25))
         time_base = Fraction(self.stream.time_base or Fraction(1, 90000))
         start = self.stream.start_time
+        start_s = float(start * time_base) if start is not None else 0.0
         aspect = self.stream.sample_aspect_ratio
         self.info = VideoInfo(
             rate,
             time_base,
             int(self.stream.frames or 0),
             bool(self.container.streams.audio),
-            self._declared_duration_s(time_base),
-            float(start * time_base) if start is not None else 0.0,
+            self._declared_duration_s(time_base, start_s),
+            start_s,
             Fraction(aspect) if aspect and aspect > 0 else Fraction(1),
         )
+        self._sought_s: float | None = None  # where `seek` went
         # packets skipped: how many, the first's reason and its time (None: unknown)
         self.damage: tuple[int, str, float | None] | None = None
 
-    def _declared_duration_s(self, time_base: Fraction) -> float:
-        """The video stream's duration as the header gives it: the stream's own, else its
-        DURATION tag (Matroska), else the container's when there is no other stream (an
-        audio track can run longer than the video); 0 when unknown. (The tag and
-        Matroska's container duration give where the stream ends, from 0, not its length.)"""
+    def _declared_duration_s(self, time_base: Fraction, start_s: float) -> float:
+        """The video stream's length as the header gives it: the stream's own duration,
+        else its DURATION tag (Matroska), else the container's when there is no other
+        stream (an audio track can run longer than the video); 0 when unknown. Matroska
+        gives where the stream ends on its clock, not its length: a stream that starts
+        late (cut from a longer recording) has its start taken off."""
         if self.stream.duration:
             return float(self.stream.duration * time_base)
         tag = self.stream.metadata.get("DURATION", "")
         hours, _, rest = tag.partition(":")
         minutes, _, seconds = rest.partition(":")
         try:
-            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+            declared = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
         except ValueError:
-            pass
-        if self.container.duration and len(self.container.streams) == 1:
-            return self.container.duration / av.time_base
-        return 0.0
+            declared = 0.0
+        if not declared and self.container.duration and len(self.container.streams) == 1:
+            declared = self.container.duration / av.time_base
+        if "matroska" in self.container.format.name and declared > start_s > 0:
+            return declared - start_s
+        return declared
 
     def __enter__(self) -> VideoDecoder:
         return self
@@ -172,11 +177,14 @@ class VideoDecoder:
 
     def seek(self, seconds: float) -> None:
         """Jump to the key frame at or before `seconds` from the start (frames before it
-        are not decoded)."""
+        are not decoded). Containers without an index (MPEG transport streams) seek by
+        guessing a byte position and can land past it: `frames` then starts over from
+        the beginning."""
         if seconds > 0:
             target = (seconds + self.info.start_s) / self.info.time_base
             with contextlib.suppress(av.FFmpegError):
                 self.container.seek(int(target), stream=self.stream)
+                self._sought_s = seconds
 
     def seconds(self, frame: av.VideoFrame, before_s: float | None) -> float:
         """A frame's time from the stream's start; one period after the frame before
@@ -187,6 +195,21 @@ class VideoDecoder:
         return 0.0 if before_s is None else before_s + float(1 / self.info.rate)
 
     def frames(self) -> Iterator[av.VideoFrame]:
+        """Decoded frames in presentation order (see `_decoded`), from the key frame at or
+        before where `seek` went, or from the start when the seek went past it."""
+        decoded = self._decoded()
+        first = next(decoded, None)
+        if self._sought_s is not None and (
+            first is None or self.seconds(first, None) > self._sought_s + float(1 / self.info.rate)
+        ):
+            decoded.close()
+            self.container.seek(0)  # the beginning (backward from time 0)
+            decoded = self._decoded()
+        elif first is not None:
+            yield first
+        yield from decoded
+
+    def _decoded(self) -> Iterator[av.VideoFrame]:
         """Decoded frames in presentation order.
 
         A packet the demuxer flags as cut short (a truncated file's last) or one the

@@ -100,6 +100,8 @@ class StreamWriter:
             width, height = width + width % 2, height + height % 2
         self.stream.width, self.stream.height = width, height
         self.stream.pix_fmt = pix_fmt
+        if pix_fmt.startswith("yuv"):
+            _tag_colours(self.stream.codec_context)
         self.rgb_to_i420 = pix_fmt == "yuv420p"
         self.time_base = time_base or 1 / rate
         self.stream.codec_context.time_base = self.time_base
@@ -151,6 +153,16 @@ class StreamWriter:
             self.audio.close()
         with contextlib.suppress(FileNotFoundError):
             self.temp.unlink()
+
+
+def _tag_colours(context: Any) -> None:
+    """Say how RGB became YUV: OpenCV's and swscale's BT.601 matrix at video range, from
+    sRGB (BT.709 primaries, sRGB transfer). Untagged HD video is shown as BT.709 by
+    browsers and players, which would shift every colour of a 720p or larger output."""
+    context.colorspace = 6  # AVCOL_SPC_SMPTE170M (BT.601)
+    context.color_range = 1  # AVCOL_RANGE_MPEG (16-235)
+    context.color_primaries = 1  # AVCOL_PRI_BT709 (sRGB's)
+    context.color_trc = 13  # AVCOL_TRC_IEC61966_2_1 (sRGB)
 
 
 def _array_format(pixels: np.ndarray) -> str:
