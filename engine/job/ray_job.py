@@ -46,7 +46,7 @@ from xdepth.job.ray_actor import STAGE_KEYS, DepthActor
 from xdepth.job.ray_progress import FrameTally, LiveFrames, TallyPoller
 from xdepth.job.signals import reclaim_signals
 from xdepth.job.storage import StorageFault, check_output
-from xdepth.job.video_io import VIDEO_EXTENSIONS
+from xdepth.job.video_io import VIDEO_EXTENSIONS, is_video
 from xdepth.model.backends.interface import as_backend
 from xdepth.outputs.settings import PostSettings
 
@@ -194,14 +194,15 @@ def _pending(
 ) -> list[dict[str, Any]]:
     """The inputs still to do, as rows; refused and already complete ones are logged.
 
-    Videos are told by name here, without opening every input on the driver; one told by
-    its content only is found by the actor, which runs it whole inside its batch."""
+    Videos are told by name here, without opening every input on the driver (only a
+    video's name is checked against an image's first bytes, as a local run checks it); one
+    told by its content only is found by the actor, which runs it whole inside its batch."""
     rows = []
     for entry in source:
         if isinstance(entry, RejectedInput):
             log.add(str(entry.path), ("input", entry.reason))
             continue
-        video = entry.path.suffix.lower() in VIDEO_EXTENSIONS
+        video = entry.path.suffix.lower() in VIDEO_EXTENSIONS and is_video(entry.path)
         if folder.complete(entry.rel, settings.video_suffixes if video else settings.file_suffixes):
             log.add(str(entry.path), None, skipped=True, video=video)
         else:

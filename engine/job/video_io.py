@@ -7,7 +7,6 @@ Rotation metadata (phones) is applied and non-square pixels are made square (the
 as it displays), 10-bit and yuv422/444 sources convert through swscale, odd sizes stay
 odd. Times are seconds from the stream's own start (a stream cut from a longer one can
 start at 5 s: its first frame is still at 0).
-
 """
 
 from __future__ import annotations
@@ -24,22 +23,9 @@ import numpy as np
 
 from xdepth.errors import XDepthError
 
-VIDEO_EXTENSIONS = frozenset(
-    {
-        ".mp4",
-        ".mov",
-        ".m4v",
-        ".3gp",
-        ".mkv",
-        ".webm",
-        ".avi",
-        ".ts",
-        ".mts",
-        ".m2ts",
-        ".mpg",
-        ".mpeg",
-    }
-)
+_MP4_FAMILY = {".mp4", ".mov", ".m4v", ".3gp"}
+_MPEG_STREAMS = {".ts", ".mts", ".m2ts", ".mpg", ".mpeg"}  # broadcast, camcorders, DVD
+VIDEO_EXTENSIONS = frozenset(_MP4_FAMILY | {".mkv", ".webm", ".avi"} | _MPEG_STREAMS)
 _MATROSKA_MAGIC = b"\x1a\x45\xdf\xa3"
 _MP4_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip")
 
