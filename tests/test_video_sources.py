@@ -224,3 +224,27 @@ def test_viewing_outputs_say_how_their_colours_were_encoded(artifact: Path, tmp_
     np.testing.assert_allclose(
         shown[HEIGHT // 2, [10, WIDTH - 10]], rgb[0, 0, [10, WIDTH - 10]], atol=6
     )
+
+
+def test_frames_that_change_size_go_on_in_the_first_size_undistorted(
+    artifact: Path, tmp_path: Path
+) -> None:
+    """Two transport streams joined (as a capture that restarts at another size): the
+    outputs stay at the first frames' size and the larger 4:3 frames are fitted inside
+    it, bars of zeros at the sides, not squashed to 3:2."""
+    first = _write(tmp_path / "a.ts", make_clip("pan", 1, FRAMES, HEIGHT, WIDTH).rgb, fmt="mpegts")
+    times_s = [(FRAMES + i) / RATE for i in range(FRAMES)]
+    later = make_clip("pan", 2, FRAMES, 96, 128).rgb
+    second = _write(tmp_path / "b.ts", later, fmt="mpegts", times_s=times_s)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    out = tmp_path / "out"
+    _run(artifact, [joined], out, "--outputs", "depth16,composite")
+    depth, _, _ = _decode(out / "joined.depth16.mkv")
+    assert {d.shape for d in depth} == {(HEIGHT, WIDTH)} and len(depth) >= 2 * FRAMES - 2
+    bars = WIDTH - round(128 * HEIGHT / 96)  # 96x128 fitted to a height of 64: 85 wide
+    assert (depth[-1][:, : bars // 2] == 0).all() and (depth[-1][:, -(bars // 2) :] == 0).all()
+    assert (depth[-1][:, bars : WIDTH - bars] > 0).all()
+    assert (depth[0] > 0).mean() > 0.99
+    barred = [i for i, d in enumerate(depth) if (d[:, : bars // 2] == 0).all()]
+    assert _videos(out)["joined.ts"]["cuts"] == barred[:1]  # the alignment starts afresh

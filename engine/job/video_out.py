@@ -95,7 +95,7 @@ class StreamWriter:
         self.stream = self.container.add_stream(
             codec, rate=rate, options=dict(CODEC_OPTIONS.get(codec, {}))
         )
-        height, width = size_hw
+        self.size_hw = height, width = size_hw
         if self.pad_even:
             width, height = width + width % 2, height + height % 2
         self.stream.width, self.stream.height = width, height
@@ -115,6 +115,8 @@ class StreamWriter:
         """Encode a frame (uint16 gray, uint8 gray, RGB or RGBA) to show at `seconds` from
         the output's start; the source's audio up to then goes in first. Times that
         round to the same tick are moved a tick apart (a muxer refuses equal times)."""
+        if pixels.shape[:2] != self.size_hw:
+            pixels = letterbox(pixels, self.size_hw)
         if self.pad_even and (pixels.shape[0] % 2 or pixels.shape[1] % 2):
             pad = ((0, pixels.shape[0] % 2), (0, pixels.shape[1] % 2))
             pixels = np.pad(pixels, pad + ((0, 0),) * (pixels.ndim - 2), mode="edge")
@@ -153,6 +155,22 @@ class StreamWriter:
             self.audio.close()
         with contextlib.suppress(FileNotFoundError):
             self.temp.unlink()
+
+
+def letterbox(pixels: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    """`pixels` scaled to fit `size_hw` with their shape kept, centred on zeros (black,
+    far, transparent): a stream whose frames change size (a browser's recording adapting
+    to its bandwidth, joined files) goes on in its first frames' size, undistorted."""
+    height, width = size_hw
+    scale = min(height / pixels.shape[0], width / pixels.shape[1])
+    fit_w = min(width, max(1, round(pixels.shape[1] * scale)))
+    fit_h = min(height, max(1, round(pixels.shape[0] * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    fitted = cv2.resize(pixels, (fit_w, fit_h), interpolation=interpolation)
+    out = np.zeros((height, width, *pixels.shape[2:]), pixels.dtype)
+    top, left = (height - fit_h) // 2, (width - fit_w) // 2
+    out[top : top + fit_h, left : left + fit_w] = fitted.reshape(fit_h, fit_w, *pixels.shape[2:])
+    return out
 
 
 def _tag_colours(context: Any) -> None:

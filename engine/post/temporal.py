@@ -234,9 +234,12 @@ def _follow_range(old: tuple[float, float], new: tuple[float, float]) -> tuple[f
 
 
 def _jump(before: FrameSignature | None, after: FrameSignature | None) -> bool:
-    """A scene cut by colour: consecutive histograms far apart."""
+    """A scene cut by colour (consecutive histograms far apart), or frames of another size
+    (the stream changed size: its motion cannot be followed across)."""
     if before is None or after is None:
         return False
+    if before.grey.shape != after.grey.shape:
+        return True
     return float(np.abs(after.histogram - before.histogram).sum()) > _CUT_HISTOGRAM
 
 
