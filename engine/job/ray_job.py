@@ -194,9 +194,8 @@ def _pending(
 ) -> list[dict[str, Any]]:
     """The inputs still to do, as rows; refused and already complete ones are logged.
 
-    Videos are told by name here, without opening every input on the driver (only a
-    video's name is checked against an image's first bytes, as a local run checks it); one
-    told by its content only is found by the actor, which runs it whole inside its batch."""
+    Videos are told by name (then bytes, as locally) without opening every input on the
+    driver; one told by its content only is found by the actor, which runs it whole."""
     rows = []
     for entry in source:
         if isinstance(entry, RejectedInput):
