@@ -35,9 +35,9 @@ def test_align_cuts_flicker_on_every_clip(rows: dict) -> None:
 def test_the_range_does_not_buy_stillness_by_clipping(rows: dict) -> None:
     """Pixels pinned at an end of the scale cannot flicker: the running range must leave
     out few of them (a slowly widening range cut flicker further only by clipping a fifth
-    of the pan's pixels)."""
+    of the pan's pixels; a range that started at one frame's extremes clipped 2-3 %)."""
     clipped = {kind: row["clipped_align"] for kind, row in rows.items()}
-    assert max(clipped.values()) <= 0.05, clipped
+    assert max(clipped.values()) <= 0.01, clipped
 
 
 def test_clipped_share_counts_pixels_beyond_the_range_by_its_margin() -> None:

@@ -19,8 +19,9 @@ for each one:
    span (something the flow missed). The window is centred, so a scene the model reads
    differently as the view moves is not smeared behind the motion, as a filter over past
    frames alone smears it; a frame leaves `lag_frames` frames after it arrives;
-4. normalises over a running range (it widens within a few frames to take in a frame's
-   extremes and narrows slowly) instead of each frame's own, so a threshold such as
+4. normalises over a running range (it starts at the extremes of a shot's first frames,
+   widens within a few frames to take in a frame's extremes beyond it and narrows
+   slowly) instead of each frame's own, so a threshold such as
    ``abs:45`` cuts at nearly the same inverse depth from frame to frame;
 5. detects scene cuts (a colour histogram that jumps, a frame the motion cannot explain,
    or one that needs an implausible change of scale) and starts afresh there: the frames
@@ -47,7 +48,7 @@ _HISTORY_WEIGHT = 0.7  # each neighbour's share, per frame away, in the exponent
 _AGREE_SPAN = 2.0  # a neighbour fades as the difference nears this share of the depth span
 _SPAN_PIXELS = 16_384  # pixels sampled for a frame's depth span
 _RANGE_WIDEN = 0.3  # share of the gap to a frame's wider extremes the range takes, per frame
-_RANGE_NARROW = 0.02  # and to its narrower ones
+_RANGE_NARROW = 0.005  # and to its narrower ones
 _CUT_HISTOGRAM = 0.5  # L1 distance between consecutive colour histograms (0..2)
 _CUT_EXPLAINED = 0.5  # share of pixels the motion must explain, else a new shot
 _MIN_SCALE = 0.2  # a frame that needs a larger change of scale starts a new shot
@@ -157,8 +158,10 @@ class TemporalAligner:
             frame = self._held.popleft()
             depth = _two_sided(frame, list(self._held))
             own = _finite_min_max(depth)
-            first = frame.first or self._range is None
-            self._range = own if first else _follow_range(self._range, own)  # type: ignore[arg-type]
+            if frame.first or self._range is None:
+                self._range = _shot_range(own, self._held)
+            else:
+                self._range = _follow_range(self._range, own)
             if frame.holes is not None:
                 depth[frame.holes] = np.nan
             alignment = FrameAlignment(frame.scale, frame.shift, self._range, frame.cut)
@@ -220,6 +223,20 @@ def _span(x: np.ndarray) -> float:
     sample = x.ravel()[:: max(1, x.size // _SPAN_PIXELS)]
     sample = sample[np.isfinite(sample)]
     return float(np.ptp(np.percentile(sample, [5, 95]))) if sample.size else 1.0
+
+
+def _shot_range(own: tuple[float, float], held: deque[_Frame]) -> tuple[float, float]:
+    """Where a shot's range starts: the extremes of its first frame and of those held after
+    it in the same shot (up to `lag_frames`), so that it rarely has to widen (and clip
+    meanwhile) over the shot's first frames, as one frame's extremes would make it."""
+    lows, highs = [own[0]], [own[1]]
+    for frame in held:
+        if frame.first:
+            break
+        lo, hi = _finite_min_max(frame.forward)
+        lows.append(lo)
+        highs.append(hi)
+    return min(lows), max(highs)
 
 
 def _follow_range(old: tuple[float, float], new: tuple[float, float]) -> tuple[float, float]:
