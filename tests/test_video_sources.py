@@ -248,3 +248,25 @@ def test_frames_that_change_size_go_on_in_the_first_size_undistorted(
     assert (depth[0] > 0).mean() > 0.99
     barred = [i for i, d in enumerate(depth) if (d[:, : bars // 2] == 0).all()]
     assert _videos(out)["joined.ts"]["cuts"] == barred[:1]  # the alignment starts afresh
+
+
+def test_an_animated_gif_is_a_video_and_a_still_one_an_image(
+    artifact: Path, tmp_path: Path
+) -> None:
+    """A GIF of several frames (each shown 80 ms, the first 400 ms) comes out as a video at
+    its frames' times; a GIF of one frame stays an image."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rgb = make_clip("pan", 7, 8, HEIGHT, WIDTH).rgb
+    frames = [Image.fromarray(f).quantize(64) for f in rgb]
+    durations_ms = [400] + [80] * 7
+    frames[0].save(
+        folder / "loop.gif", save_all=True, append_images=frames[1:], duration=durations_ms
+    )
+    frames[0].save(folder / "still.gif")
+    out = tmp_path / "out"
+    assert _run(artifact, [folder], out, "--outputs", "depth16") == 0
+    np.testing.assert_allclose(
+        _times(out / "loop.depth16.mkv"), np.cumsum([0, *durations_ms[:-1]]) / 1000, atol=0.002
+    )
+    assert Image.open(out / "still.depth16.png").size == (WIDTH, HEIGHT)

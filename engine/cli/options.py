@@ -133,8 +133,8 @@ def add_post_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--ply-stride", type=int, metavar="N", help="every N-th pixel in ply")
     group.add_argument("--png-level", type=int, metavar="0-9", help="PNG compression level")
     video = parser.add_argument_group(
-        "video inputs (.mp4 .mov .m4v .3gp .mkv .webm .avi .ts .mts .m2ts .mpg .mpeg, or by "
-        "content)"
+        "video inputs (.mp4 .mov .m4v .3gp .mkv .webm .avi .ts .mts .m2ts .mpg .mpeg, "
+        "animated .gif, or by content)"
     )
     video.add_argument(
         "--temporal",

@@ -46,7 +46,7 @@ from xdepth.job.ray_actor import STAGE_KEYS, DepthActor
 from xdepth.job.ray_progress import FrameTally, LiveFrames, TallyPoller
 from xdepth.job.signals import reclaim_signals
 from xdepth.job.storage import StorageFault, check_output
-from xdepth.job.video_io import VIDEO_EXTENSIONS, is_video
+from xdepth.job.video_io import MAYBE_VIDEO_EXTENSIONS, is_video
 from xdepth.model.backends.interface import as_backend
 from xdepth.outputs.settings import PostSettings
 
@@ -201,7 +201,7 @@ def _pending(
         if isinstance(entry, RejectedInput):
             log.add(str(entry.path), ("input", entry.reason))
             continue
-        video = entry.path.suffix.lower() in VIDEO_EXTENSIONS and is_video(entry.path)
+        video = entry.path.suffix.lower() in MAYBE_VIDEO_EXTENSIONS and is_video(entry.path)
         if folder.complete(entry.rel, settings.video_suffixes if video else settings.file_suffixes):
             log.add(str(entry.path), None, skipped=True, video=video)
         else:

@@ -20,12 +20,14 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from PIL import Image
 
 from xdepth.errors import XDepthError
 
 _MP4_FAMILY = {".mp4", ".mov", ".m4v", ".3gp"}
 _MPEG_STREAMS = {".ts", ".mts", ".m2ts", ".mpg", ".mpeg"}  # broadcast, camcorders, DVD
 VIDEO_EXTENSIONS = frozenset(_MP4_FAMILY | {".mkv", ".webm", ".avi"} | _MPEG_STREAMS)
+MAYBE_VIDEO_EXTENSIONS = VIDEO_EXTENSIONS | {".gif"}  # an animated GIF is a video
 _MATROSKA_MAGIC = b"\x1a\x45\xdf\xa3"
 _MP4_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip")
 
@@ -66,11 +68,25 @@ def sniff_video(path: Path) -> bool:
 
 def is_video(path: Path) -> bool:
     """A video by its name (then a broken one is reported as a video) or by its content;
-    a JPEG or PNG is an image whatever its name says."""
+    a JPEG or PNG is an image whatever its name says, and a GIF is a video when it is
+    animated."""
     path = Path(path)
-    if path.suffix.lower() in VIDEO_EXTENSIONS:
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
         return not _head(path, 8).startswith(_IMAGE_MAGIC)
+    if suffix == ".gif" or _head(path, 4) == b"GIF8":
+        return _animated(path)
     return sniff_video(path)
+
+
+def _animated(path: Path) -> bool:
+    """Whether an image file holds more than one frame (an unreadable one: no, and the
+    image reader reports it)."""
+    try:
+        with Image.open(path) as image:
+            return bool(getattr(image, "is_animated", False))
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return False
 
 
 @dataclass(frozen=True)
