@@ -26,43 +26,9 @@ def artifact() -> Path:
     return cached_artifact("xdepth-tiny", precision="f32")
 
 
-def _write(
-    path: Path,
-    rgb: np.ndarray,
-    *,
-    codec: str = "libx264",
-    fmt: str | None = None,
-    pixel_aspect: Fraction | None = None,
-    times_s: list[float] | None = None,
-    audio: bool = False,
-    rate: int = RATE,
-) -> Path:
-    """Frames as a video file at `rate` (`times_s`: each frame's time, in ms steps;
-    `audio`: a tone as long as the frames span)."""
-    time_base = Fraction(1, 1000) if times_s else Fraction(1, rate)
-    times_s = times_s or [i / rate for i in range(len(rgb))]
-    with av.open(str(path), "w", format=fmt) as container:
-        stream = container.add_stream(codec, rate=Fraction(rate))
-        stream.height, stream.width = rgb.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.time_base = time_base
-        if pixel_aspect is not None:
-            stream.codec_context.sample_aspect_ratio = pixel_aspect
-        sound = container.add_stream("aac", rate=16000) if audio else None
-        for pixels, seconds in zip(rgb, times_s, strict=True):
-            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-            frame.pts, frame.time_base = round(seconds / time_base), time_base
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-        if sound is not None:
-            samples = np.sin(np.arange(int((times_s[-1] + 0.5) * 16000)) * 0.05)
-            for start in range(0, len(samples) - 1024, 1024):
-                chunk = samples[None, start : start + 1024].astype(np.float32)
-                block = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
-                block.sample_rate, block.pts = 16000, start
-                container.mux(sound.encode(block))
-            container.mux(sound.encode(None))
-    return path
+def _h264(rgb: np.ndarray, path: Path, **options) -> Path:
+    """Frames as an H.264 (4:2:0) video file, as cameras and phones write them."""
+    return write_clip(rgb, path, **{"codec": "libx264", "pix_fmt": "yuv420p", **options})
 
 
 def _videos(out: Path) -> dict[str, dict]:
@@ -84,8 +50,8 @@ def test_a_stream_that_starts_late_is_whole_and_times_count_from_its_start(
     times_s = [5 + i / RATE for i in range(FRAMES)]
     folder = tmp_path / "in"
     folder.mkdir()
-    write_clip(rgb, folder / "late.mkv", codec="libx264", pix_fmt="yuv420p", times_s=times_s)
-    _write(folder / "late-too.mp4", rgb, times_s=times_s)
+    _h264(rgb, folder / "late.mkv", times_s=times_s)
+    _h264(rgb, folder / "late-too.mp4", times_s=times_s)
     out = tmp_path / "out"
     assert _run(artifact, [folder], out, "--outputs", "depth16") == 0
     assert {k: (v["frames"], v["partial"]) for k, v in _videos(out).items()} == {
@@ -111,7 +77,7 @@ def test_damaged_bytes_mid_file_skip_their_frames_and_decoding_goes_on(
     comes out; the video is partial, and its line names the first frame it lost."""
     frames = 30
     rgb = make_clip("pan", 3, frames, HEIGHT, WIDTH).rgb
-    data = bytearray(_write(tmp_path / "whole.mp4", rgb).read_bytes())
+    data = bytearray(_h264(rgb, tmp_path / "whole.mp4").read_bytes())
     middle = len(data) // 2
     data[middle : middle + 200] = np.random.default_rng(0).bytes(200)
     folder = tmp_path / "in"
@@ -133,8 +99,8 @@ def test_non_square_pixels_come_out_as_they_display(artifact: Path, tmp_path: Pa
     wide = make_clip("pan", 4, FRAMES, HEIGHT, WIDTH).rgb
     folder = tmp_path / "in"
     folder.mkdir()
-    _write(folder / "anamorphic.mp4", wide[:, :, ::2].copy(), pixel_aspect=Fraction(2))
-    _write(folder / "square.mp4", wide)
+    _h264(wide[:, :, ::2].copy(), folder / "anamorphic.mp4", pixel_aspect=Fraction(2))
+    _h264(wide, folder / "square.mp4")
     out = tmp_path / "out"
     assert _run(artifact, [folder], out, "--outputs", "depth16,composite") == 0
     anamorphic, _, _ = _decode(out / "anamorphic.depth16.mkv")
@@ -160,7 +126,7 @@ def test_mpeg_transport_and_program_streams_are_videos(
     folder = tmp_path / "in"
     folder.mkdir()
     rgb = make_clip("dolly", 1, FRAMES, HEIGHT, WIDTH).rgb
-    video = _write(folder / name, rgb, codec=codec, fmt=fmt, rate=25)  # an MPEG-2 rate
+    video = _h264(rgb, folder / name, codec=codec, fmt=fmt, fps=25)  # an MPEG-2 rate
     out = tmp_path / "out"
     assert _run(artifact, [video], out, "--outputs", "depth16") == 0  # named: by content too
     stem = Path(name).stem
@@ -179,7 +145,7 @@ def test_a_file_is_what_its_bytes_say_not_its_name(artifact: Path, tmp_path: Pat
     folder.mkdir()
     rgb = make_clip("pan", 5, FRAMES, HEIGHT, WIDTH).rgb
     Image.fromarray(rgb[0]).save(folder / "photo.mp4", format="JPEG")
-    _write(folder / "clip.jpg", rgb, fmt="mp4")
+    _h264(rgb, folder / "clip.jpg", fmt="mp4")
     out = tmp_path / "out"
     assert _run(artifact, [folder], out, "--outputs", "depth16") == 0
     assert Image.open(out / "photo.depth16.png").size == (WIDTH, HEIGHT)
@@ -194,7 +160,7 @@ def test_frames_keep_their_times_in_step_with_the_sound(artifact: Path, tmp_path
     folder = tmp_path / "in"
     folder.mkdir()
     rgb = make_clip("pan", 6, len(times_s), HEIGHT, WIDTH).rgb
-    _write(folder / "paused.mp4", rgb, times_s=times_s, audio=True)
+    _h264(rgb, folder / "paused.mp4", times_s=times_s, tone=True)
     out = tmp_path / "out"
     assert _run(artifact, [folder], out, "--outputs", "depth16,depth-color", "--every", "2") == 0
     for output in ("paused.depth16.mkv", "paused.depth-color.mp4"):
@@ -211,7 +177,7 @@ def test_viewing_outputs_say_how_their_colours_were_encoded(artifact: Path, tmp_
     rgb = np.zeros((FRAMES, HEIGHT, WIDTH, 3), np.uint8)
     rgb[:, :, : WIDTH // 2] = (200, 40, 30)
     rgb[:, :, WIDTH // 2 :] = (30, 60, 210)
-    video = _write(tmp_path / "flat.mp4", rgb)
+    video = _h264(rgb, tmp_path / "flat.mp4")
     out = tmp_path / "out"
     outputs = "composite,cutout,depth-color"
     assert _run(artifact, [video], out, "--outputs", outputs, "--threshold", "abs:0") == 0
@@ -232,10 +198,10 @@ def test_frames_that_change_size_go_on_in_the_first_size_undistorted(
     """Two transport streams joined (as a capture that restarts at another size): the
     outputs stay at the first frames' size and the larger 4:3 frames are fitted inside
     it, bars of zeros at the sides, not squashed to 3:2."""
-    first = _write(tmp_path / "a.ts", make_clip("pan", 1, FRAMES, HEIGHT, WIDTH).rgb, fmt="mpegts")
+    first = _h264(make_clip("pan", 1, FRAMES, HEIGHT, WIDTH).rgb, tmp_path / "a.ts", fmt="mpegts")
     times_s = [(FRAMES + i) / RATE for i in range(FRAMES)]
     later = make_clip("pan", 2, FRAMES, 96, 128).rgb
-    second = _write(tmp_path / "b.ts", later, fmt="mpegts", times_s=times_s)
+    second = _h264(later, tmp_path / "b.ts", fmt="mpegts", times_s=times_s)
     joined = tmp_path / "joined.ts"
     joined.write_bytes(first.read_bytes() + second.read_bytes())
     out = tmp_path / "out"

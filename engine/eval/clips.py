@@ -146,15 +146,21 @@ def write_clip(
     pix_fmt: str = "bgr0",
     rotation: int = 0,
     times_s: list[float] | None = None,
+    fmt: str | None = None,
+    pixel_aspect: Fraction | None = None,
+    tone: bool = False,
 ) -> Path:
     """Encode uint8 RGB frames (N, H, W, 3) as a video file (lossless FFV1 by default);
     `rotation` records a display rotation (degrees counter-clockwise), as phones do,
     and the frames are stored turned the other way so that they display as given;
-    `times_s` gives each frame its own time (a variable frame rate, to the millisecond)."""
+    `times_s` gives each frame its own time (a variable frame rate, to the millisecond);
+    `fmt` names the container where the file's name does not; `pixel_aspect` records
+    non-square pixels (a stored pixel's width / height); `tone` adds an AAC sound track
+    as long as the frames span."""
     import av
 
     path = Path(path)
-    with av.open(str(path), "w", options={"fflags": "+bitexact"}) as container:
+    with av.open(str(path), "w", format=fmt, options={"fflags": "+bitexact"}) as container:
         stream = container.add_stream(codec, rate=Fraction(fps))
         turns = round(rotation / 90) % 4
         stored = [np.ascontiguousarray(np.rot90(f, -turns)) for f in frames]
@@ -162,6 +168,9 @@ def write_clip(
         stream.pix_fmt = pix_fmt
         if turns:
             stream.set_display_rotation(rotation)
+        if pixel_aspect is not None:
+            stream.codec_context.sample_aspect_ratio = pixel_aspect
+        sound = container.add_stream("aac", rate=16000) if tone else None
         time_base = Fraction(1, 1000) if times_s is not None else Fraction(1, fps)
         stream.codec_context.time_base = time_base
         for index, pixels in enumerate(stored):
@@ -170,7 +179,24 @@ def write_clip(
             frame.time_base = time_base
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
+        if sound is not None:
+            end_s = times_s[-1] if times_s is not None else (len(stored) - 1) / fps
+            _write_tone(container, sound, end_s + 0.5)
     return path
+
+
+def _write_tone(container, sound, seconds: float, rate: int = 16000) -> None:
+    """A sine tone of `seconds` into the AAC stream `sound`, in 1024-sample blocks."""
+    import av
+
+    samples = np.sin(np.arange(int(seconds * rate)) * 0.05).astype(np.float32)
+    for start in range(0, len(samples) - 1024, 1024):
+        block = av.AudioFrame.from_ndarray(
+            samples[None, start : start + 1024], format="fltp", layout="mono"
+        )
+        block.sample_rate, block.pts = rate, start
+        container.mux(sound.encode(block))
+    container.mux(sound.encode(None))
 
 
 def flicker(

@@ -27,7 +27,14 @@ import numpy as np
 
 from xdepth.job.imageio import DecodedImage, ImageReadError
 from xdepth.job.inputs import InputItem, RejectedInput
-from xdepth.job.video_io import VideoDecoder, VideoInfo, VideoReadError, frame_rgb, is_video
+from xdepth.job.video_io import (
+    Damage,
+    VideoDecoder,
+    VideoInfo,
+    VideoReadError,
+    frame_rgb,
+    is_video,
+)
 from xdepth.outputs.settings import PostSettings
 from xdepth.post.flow import FrameSignature, frame_signature
 from xdepth.post.temporal import LAG_FRAMES, FrameAlignment, TemporalAligner
@@ -162,19 +169,17 @@ def _clip_frames(path: Path, rel: Path | None, settings: PostSettings) -> Iterat
         yield pending
 
 
-def _before(damage: tuple[int, str, float | None] | None, seconds: float) -> bool:
+def _before(damage: Damage | None, seconds: float) -> bool:
     """Whether a frame shows before the first damaged packet (frames the decoder held back
     come out after the damage was seen; a damage of unknown time: those before it)."""
     if damage is None:
         return True
-    at = damage[2]
-    return at is not None and seconds < at - 1e-6
+    return damage.at_s is not None and seconds < damage.at_s - 1e-6
 
 
-def _damage_reason(path: Path, damage: tuple[int, str, float | None], frame: int) -> str:
-    count, first, _ = damage
-    more = f"; {count} packets skipped in all, decoding went on" if count > 1 else ""
-    return f"{path}: {first} (at frame {frame}){more}"
+def _damage_reason(path: Path, damage: Damage, frame: int) -> str:
+    more = f"; {damage.packets} packets skipped in all, decoding went on"
+    return f"{path}: {damage.reason} (at frame {frame}){more if damage.packets > 1 else ''}"
 
 
 def _no_frames_reason(path: Path, decoded: int) -> str:

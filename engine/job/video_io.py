@@ -50,10 +50,12 @@ def _head(path: Path, size: int) -> bytes:
         return b""
 
 
-def sniff_video(path: Path) -> bool:
-    """True when the file's first bytes are those of an MP4/MOV, Matroska/WebM, AVI, an
-    MPEG transport stream (three packets' sync bytes) or an MPEG program stream."""
-    head = _head(path, 3 * 192)
+_SNIFF_BYTES = 3 * 192  # three transport-stream packets
+
+
+def _video_head(head: bytes) -> bool:
+    """Whether a file's first bytes are those of an MP4/MOV, Matroska/WebM, AVI, an MPEG
+    transport stream (three packets' sync bytes) or an MPEG program stream."""
     return (
         head[4:8] in _MP4_BOXES
         or head.startswith(_MATROSKA_MAGIC)
@@ -69,14 +71,14 @@ def sniff_video(path: Path) -> bool:
 def is_video(path: Path) -> bool:
     """A video by its name (then a broken one is reported as a video) or by its content;
     a JPEG or PNG is an image whatever its name says, and a GIF is a video when it is
-    animated."""
+    animated. One read of the file's first bytes (every input of a job comes here)."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in VIDEO_EXTENSIONS:
+    if path.suffix.lower() in VIDEO_EXTENSIONS:
         return not _head(path, 8).startswith(_IMAGE_MAGIC)
-    if suffix == ".gif" or _head(path, 4) == b"GIF8":
+    head = _head(path, _SNIFF_BYTES)
+    if head.startswith(b"GIF8"):
         return _animated(path)
-    return sniff_video(path)
+    return _video_head(head)
 
 
 def _animated(path: Path) -> bool:
@@ -87,6 +89,16 @@ def _animated(path: Path) -> bool:
             return bool(getattr(image, "is_animated", False))
     except (OSError, ValueError, Image.DecompressionBombError):
         return False
+
+
+@dataclass
+class Damage:
+    """The packets a decoder skipped: how many, the first one's reason and its time from
+    the stream's start (None: it had none)."""
+
+    reason: str
+    at_s: float | None
+    packets: int = 1
 
 
 @dataclass(frozen=True)
@@ -144,8 +156,7 @@ class VideoDecoder:
             Fraction(aspect) if aspect and aspect > 0 else Fraction(1),
         )
         self._sought_s: float | None = None  # where `seek` went
-        # packets skipped: how many, the first's reason and its time (None: unknown)
-        self.damage: tuple[int, str, float | None] | None = None
+        self.damage: Damage | None = None  # packets skipped
 
     def _declared_duration_s(self, time_base: Fraction, start_s: float) -> float:
         """The video stream's length as the header gives it: the stream's own duration,
@@ -234,12 +245,12 @@ class VideoDecoder:
             raise VideoReadError(f"{self.path}: {exc}") from None
 
     def _damaged(self, packet: av.Packet, reason: str) -> None:
-        if self.damage is None:
-            at = packet.pts if packet.pts is not None else packet.dts
-            seconds = None if at is None else float(at * self.info.time_base) - self.info.start_s
-            self.damage = (1, reason, seconds)
-        else:
-            self.damage = (self.damage[0] + 1, *self.damage[1:])
+        if self.damage is not None:
+            self.damage.packets += 1
+            return
+        at = packet.pts if packet.pts is not None else packet.dts
+        at_s = None if at is None else float(at * self.info.time_base) - self.info.start_s
+        self.damage = Damage(reason, at_s)
 
 
 def frame_rgb(frame: av.VideoFrame, pixel_aspect: Fraction = Fraction(1)) -> np.ndarray:
