@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from xdepth.bench.temporal import measure
-from xdepth.eval.clips import clipped_share, flicker, flicker_along, make_clip
+from xdepth.eval.clips import (
+    CAMERA_MOVES,
+    clipped_share,
+    flicker,
+    flicker_along,
+    make_clip,
+    motion_consistent,
+)
 from xdepth.model.cache import cached_artifact
 from xdepth.post.flow import frame_signature, motion
 from xdepth.post.scale_fit import robust_fit
@@ -145,3 +152,29 @@ def test_flicker_along_the_motion_follows_scene_points(kind: str) -> None:
         assert flicker(on_scene, clip.depth_m) > 2 * flicker_along(
             on_scene, clip.depth_m, clip.views
         )
+
+
+@pytest.mark.parametrize("kind", CAMERA_MOVES)
+def test_motion_consistent_keeps_what_moves_with_the_content_and_drops_the_rest(
+    kind: str,
+) -> None:
+    """The bench's floor: a map fixed to the scene comes back as it was (its flicker at
+    fixed pixels stays, as the model's errors that travel with the content would), and
+    noise that is not fixed to the scene is averaged away."""
+    clip = make_clip(kind, 1)
+    scene_x = clip.views[:, 0, 0, None] * np.arange(96) + clip.views[:, 0, 2, None]
+    scene_y = clip.views[:, 1, 1, None] * np.arange(64) + clip.views[:, 1, 2, None]
+    on_scene = (
+        0.5 + 0.03 * np.sin(scene_x / 5.0)[:, None, :] + 0.2 * np.cos(scene_y / 9.0)[:, :, None]
+    ).astype(np.float32)
+    assert np.abs(motion_consistent(on_scene, clip.views, clip.cuts) - on_scene).max() < 0.005
+    noisy = on_scene + np.random.default_rng(0).normal(0, 0.03, on_scene.shape)
+    consistent = motion_consistent(noisy, clip.views, clip.cuts)
+    kept, added = (
+        flicker(on_scene, clip.depth_m, clip.cuts),
+        flicker(noisy, clip.depth_m, clip.cuts),
+    )
+    assert added > 2 * kept
+    assert 0.9 * kept < flicker(consistent, clip.depth_m, clip.cuts) < kept + 0.25 * (added - kept)
+    along = flicker_along(consistent, clip.depth_m, clip.views, clip.cuts)
+    assert along < 0.1 * flicker_along(noisy, clip.depth_m, clip.views, clip.cuts)

@@ -16,6 +16,7 @@ as a video file (lossless by default) for the engine to read back.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -26,6 +27,7 @@ import numpy as np
 from xdepth.eval.scenes import make_scene
 
 CLIP_KINDS = ("pan", "dolly", "approach", "cut")
+CAMERA_MOVES = ("pan", "dolly", "cut")  # kinds whose every pixel follows the clip's views
 _NOISE = 2.0  # grey levels of per-frame sensor noise
 
 
@@ -251,6 +253,51 @@ def _followed(views: np.ndarray, t: int, norm_before: np.ndarray, gt_before: np.
     return prev, before, inside
 
 
+def motion_consistent(norm_depth: np.ndarray, views: np.ndarray, cuts=(), fine: int = 2):
+    """The output of a clip made perfectly consistent along the motion: each frame of a
+    shot carried into its scene's pixels (through `views`, on a grid `fine` times denser),
+    averaged per scene point over the shot, and cut back out frame by frame. For clips
+    whose every pixel follows their views (CAMERA_MOVES).
+
+    Its `flicker` at fixed pixels is the least that any output keeping each scene point's
+    value (smoothing along the motion, however long) could show with these values: what
+    is left is error that travels with the image content, which only a model that errs
+    less removes."""
+    norm = np.asarray(norm_depth, np.float32)
+    starts = [0, *sorted(c for c in cuts if 0 < c < len(norm)), len(norm)]
+    return np.concatenate(
+        [_shot_consistent(norm[a:b], views[a:b], fine) for a, b in itertools.pairwise(starts)]
+    )
+
+
+def _shot_consistent(norm: np.ndarray, views: np.ndarray, fine: int) -> np.ndarray:
+    """`motion_consistent` of one shot."""
+    height, width = norm.shape[1:]
+    corners = np.array([[0, 0, 1], [width - 1, height - 1, 1]], np.float64).T
+    reach = np.concatenate([view @ corners for view in views], axis=1)  # scene x, y
+    origin = reach.min(axis=1) - 1.0
+    canvas_wh = tuple(int(v) for v in np.ceil((reach.max(axis=1) - origin + 2.0) * fine))
+    maps = []  # frame pixel -> canvas pixel
+    for view in views:
+        to_canvas = view.copy()
+        to_canvas[:, 2] -= origin
+        maps.append((to_canvas * fine).astype(np.float32))
+    total = np.zeros(canvas_wh[::-1], np.float64)
+    count = np.zeros(canvas_wh[::-1], np.int64)
+    ones = np.ones(norm.shape[1:], np.float32)
+    for frame, to_canvas in zip(norm, maps, strict=True):
+        # the frame's edge pixels are inside it: sample them whole, not mixed with outside
+        carried = cv2.warpAffine(
+            frame, to_canvas, canvas_wh, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        seen = cv2.warpAffine(ones, to_canvas, canvas_wh, flags=cv2.INTER_LINEAR) > 0.999
+        total[seen] += carried[seen]
+        count[seen] += 1
+    scene = (total / np.maximum(count, 1)).astype(np.float32)
+    back = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    return np.stack([cv2.warpAffine(scene, m, (width, height), flags=back) for m in maps])
+
+
 def clipped_share(depth: np.ndarray, depth_range: tuple[float, float] | None) -> float:
     """The share of a frame's pixels its output range leaves out by more than 1 % of the
     range's span (they show at an end of the scale, where they cannot flicker)."""
@@ -263,8 +310,10 @@ def clipped_share(depth: np.ndarray, depth_range: tuple[float, float] | None) ->
 
 def score_clip(results: list, clip: Clip) -> dict[str, float]:
     """Flicker (of the 16-bit depth output's scale), mean delta1 and mask IoU of a clip's
-    per-frame results (DepthResult, in order) against its ground truth, and the mean
-    share of pixels the output's range clips (`clipped_share`)."""
+    per-frame results (DepthResult, in order) against its ground truth, the mean share of
+    pixels the output's range clips (`clipped_share`), and for camera moves the flicker
+    of the same output made consistent along the motion (`motion_consistent`; NaN for
+    other clips)."""
     from xdepth.eval.metrics import depth_metrics, mask_iou
     from xdepth.post import to_uint16
 
@@ -286,4 +335,10 @@ def score_clip(results: list, clip: Clip) -> dict[str, float]:
             np.mean([mask_iou(r.mask, m) for r, m in zip(results, clip.mask, strict=True)])
         ),
         "clipped": float(np.mean([clipped_share(r.depth, r.depth_range) for r in results])),
+        # the least flicker an output consistent along the motion could have with these values
+        "flicker_floor": (
+            flicker(motion_consistent(norm, clip.views, clip.cuts), clip.depth_m, clip.cuts)
+            if clip.kind in CAMERA_MOVES
+            else float("nan")
+        ),
     }
