@@ -39,7 +39,10 @@ def measure(artifact: Path, seeds: int, hw: tuple[int, int]) -> dict[str, dict[s
                 clip = make_clip(kind, seed, height=hw[0], width=hw[1])
                 path = write_clip(clip.rgb, Path(folder) / f"{kind}{seed}.mkv")
                 found[kind].append(
-                    {mode: score_clip(list(e.map([path])), clip) for mode, e in engines.items()}
+                    {
+                        mode: score_clip(list(e.map([path])), clip, floor=mode == "align")
+                        for mode, e in engines.items()
+                    }
                 )
     return {kind: _summary(runs) for kind, runs in found.items()}
 
@@ -56,10 +59,9 @@ def _summary(runs: list[dict[str, dict[str, float]]]) -> dict[str, float]:
     row["clipped_align"] = float(column("align", "clipped").mean())
     row["flicker_ratio"] = row["flicker_align"] / row["flicker_none"]
     row["flicker_along_ratio"] = row["flicker_along_align"] / row["flicker_along_none"]
-    floor = float(column("align", "flicker_floor").mean())  # NaN: not a camera move
-    if np.isfinite(floor):
-        row["flicker_floor_align"] = floor
-        row["flicker_floor_ratio"] = floor / row["flicker_none"]
+    if "flicker_floor" in runs[0]["align"]:  # a camera move
+        row["flicker_floor_align"] = float(column("align", "flicker_floor").mean())
+        row["flicker_floor_ratio"] = row["flicker_floor_align"] / row["flicker_none"]
     for metric in ("delta1", "mask_iou"):
         change = column("align", metric) - column("none", metric)
         row[f"{metric}_change"] = float(change.mean())

@@ -308,19 +308,19 @@ def clipped_share(depth: np.ndarray, depth_range: tuple[float, float] | None) ->
     return float(np.mean((depth < lo - margin) | (depth > hi + margin)))
 
 
-def score_clip(results: list, clip: Clip) -> dict[str, float]:
+def score_clip(results: list, clip: Clip, floor: bool = False) -> dict[str, float]:
     """Flicker (of the 16-bit depth output's scale), mean delta1 and mask IoU of a clip's
     per-frame results (DepthResult, in order) against its ground truth, the mean share of
-    pixels the output's range clips (`clipped_share`), and for camera moves the flicker
-    of the same output made consistent along the motion (`motion_consistent`; NaN for
-    other clips)."""
+    pixels the output's range clips (`clipped_share`), and with `floor`, for camera
+    moves, the flicker of the same output made consistent along the motion
+    (`motion_consistent`)."""
     from xdepth.eval.metrics import depth_metrics, mask_iou
     from xdepth.post import to_uint16
 
     if len(results) != len(clip):
         raise ValueError(f"{len(results)} results for a clip of {len(clip)} frames")
     norm = np.stack([to_uint16(r.depth, r.depth_range) / 65535.0 for r in results])
-    return {
+    scores = {
         "flicker": flicker(norm, clip.depth_m, clip.cuts),
         "flicker_along": flicker_along(norm, clip.depth_m, clip.views, clip.cuts),
         "delta1": float(
@@ -335,10 +335,9 @@ def score_clip(results: list, clip: Clip) -> dict[str, float]:
             np.mean([mask_iou(r.mask, m) for r, m in zip(results, clip.mask, strict=True)])
         ),
         "clipped": float(np.mean([clipped_share(r.depth, r.depth_range) for r in results])),
-        # the least flicker an output consistent along the motion could have with these values
-        "flicker_floor": (
-            flicker(motion_consistent(norm, clip.views, clip.cuts), clip.depth_m, clip.cuts)
-            if clip.kind in CAMERA_MOVES
-            else float("nan")
-        ),
     }
+    if floor and clip.kind in CAMERA_MOVES:
+        # the least flicker an output consistent along the motion could have with these values
+        consistent = motion_consistent(norm, clip.views, clip.cuts)
+        scores["flicker_floor"] = flicker(consistent, clip.depth_m, clip.cuts)
+    return scores
